@@ -1,0 +1,153 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/pipeline"
+	"github.com/onceflow/onceflow/stage"
+)
+
+// benchEvents is the number of events one benchmark op submits and drains.
+const benchEvents = 1 << 16
+
+func benchStream(n, keys int) []*onceflow.Event {
+	evs := make([]*onceflow.Event, n)
+	for i := range evs {
+		k := strconv.Itoa(i * 7919 % keys)
+		evs[i] = &onceflow.Event{SpecVersion: "1.0", Source: "bench", Type: "t",
+			ID: strconv.Itoa(i), PartitionKey: k, Raw: make([]byte, 0, 300)[:0]}
+	}
+	return evs
+}
+
+// BenchmarkPipeline measures the pass-through pipeline (no store: routing,
+// batching, the handler call and the acknowledgement) against a
+// hand-written baseline in the same run: bounded channels, hash sharding,
+// batches handed over whole, the same no-op handler. One op submits and
+// drains 65,536 events over 1,000 keys.
+func BenchmarkPipeline(b *testing.B) {
+	evs := benchStream(benchEvents, 1000)
+	for _, impl := range []string{"pipeline", "pipeline-submitbatch", "baseline"} {
+		for _, shards := range []int{1, 2, 4} {
+			for _, batch := range []int{1, 64} {
+				b.Run(fmt.Sprintf("impl=%s/shards=%d/batch=%d", impl, shards, batch), func(b *testing.B) {
+					b.ReportAllocs()
+					run := map[string]func(*testing.B, []*onceflow.Event, int, int){
+						"pipeline": runPipeline, "pipeline-submitbatch": runPipelineBatch, "baseline": runBaseline,
+					}[impl]
+					for b.Loop() {
+						run(b, evs, shards, batch)
+					}
+					b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+				})
+			}
+		}
+	}
+}
+
+func runPipeline(b *testing.B, evs []*onceflow.Event, shards, batch int) {
+	p, err := pipeline.New(nop, pipeline.WithShards(shards), pipeline.WithBatchSize(batch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(context.Background()) }()
+	ctx := context.Background()
+	for _, ev := range evs {
+		if err := p.Submit(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runPipelineBatch submits through SubmitBatch, 64 events per call.
+func runPipelineBatch(b *testing.B, evs []*onceflow.Event, shards, batch int) {
+	p, err := pipeline.New(nop, pipeline.WithShards(shards), pipeline.WithBatchSize(batch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(context.Background()) }()
+	ctx := context.Background()
+	for i := 0; i < len(evs); i += 64 {
+		if err := p.SubmitBatch(ctx, evs[i:min(i+64, len(evs))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runBaseline is the hand-written reference: the producer hashes each key
+// to a shard, fills that shard's batch, and sends full batches over a
+// bounded channel to the shard's goroutine, which calls the handler on each
+// event. Emptied batches come back over a second channel to be reused.
+func runBaseline(b *testing.B, evs []*onceflow.Event, shards, batch int) {
+	type work = []*onceflow.Event
+	in := make([]chan work, shards)
+	free := make([]chan work, shards)
+	var wg sync.WaitGroup
+	var h stage.Func = nop
+	for i := range in {
+		in[i] = make(chan work, 16)
+		free[i] = make(chan work, 17)
+		wg.Go(func() {
+			var fx onceflow.Effects
+			ctx := context.Background()
+			for w := range in[i] {
+				for _, ev := range w {
+					fx.Reset(ev, nil)
+					if _, err := h(ctx, ev, &fx); err != nil {
+						b.Error(err)
+					}
+				}
+				select {
+				case free[i] <- w[:0]:
+				default: // enough spare batches
+				}
+			}
+		})
+	}
+	cur := make([]work, shards)
+	take := func(i int) work {
+		select {
+		case w := <-free[i]:
+			return w
+		default:
+			return make(work, 0, batch)
+		}
+	}
+	for i := range cur {
+		cur[i] = take(i)
+	}
+	for _, ev := range evs {
+		i := stage.Shard(ev.Key(), shards)
+		cur[i] = append(cur[i], ev)
+		if len(cur[i]) == batch {
+			in[i] <- cur[i]
+			cur[i] = take(i)
+		}
+	}
+	for i := range in {
+		if len(cur[i]) > 0 {
+			in[i] <- cur[i]
+		}
+		close(in[i])
+	}
+	wg.Wait()
+}

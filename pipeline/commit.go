@@ -1,0 +1,293 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/stage"
+)
+
+// entry kinds: what the committer does with an event of a handled batch.
+const (
+	kindCommit  = iota // handler succeeded: commit the record, then ack
+	kindDup            // duplicate: ack with the outcome once the batch's group committed
+	kindNack           // not done: nack once the group is decided (keeps per-key ack order)
+	kindAbandon        // not sent to the committer (used only when abandoning)
+)
+
+type entry struct {
+	it      item
+	kind    uint8
+	outcome onceflow.Outcome
+	err     error
+	rec     onceflow.Record
+}
+
+// outBatch is one shard's handled batch on its way to the committer and,
+// after the commit, back to the shard as a notice that its claims are
+// committed. Pooled: the shard returns it to the pool after the notice.
+type outBatch struct {
+	s       *shard
+	entries []entry
+	bytes   int
+}
+
+func (p *Pipeline) getOutBatch(s *shard) *outBatch {
+	ob := p.obPool.Get().(*outBatch)
+	ob.s = s
+	return ob
+}
+
+func (p *Pipeline) putOutBatch(ob *outBatch) {
+	clear(ob.entries)
+	ob.entries = ob.entries[:0]
+	ob.s, ob.bytes = nil, 0
+	p.obPool.Put(ob)
+}
+
+// shardState reads handler state through the shard's overlay of writes that
+// are handled but not yet committed, then the store.
+type shardState struct{ s *shard }
+
+func (r shardState) ReadState(key []byte) ([]byte, bool, error) {
+	if e, ok := r.s.overlay[string(key)]; ok {
+		if e.del {
+			return nil, false, nil
+		}
+		return append([]byte(nil), e.value...), true, nil
+	}
+	v, ok, err := r.s.p.cfg.store.ReadState(key)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: reading state: %w", onceflow.ErrStorage, err)
+	}
+	return v, ok, nil
+}
+
+// dedup handles a batch with a store: a copy whose identity is pending in
+// this shard or committed is a duplicate; the first copy claims its
+// identity, runs the handler, and goes to the committer.
+func (s *shard) dedup(ctx context.Context) {
+	p := s.p
+	now := p.cfg.now()
+	ob := p.getOutBatch(s)
+	var handled, failed, dups uint64
+	for i := range s.batch {
+		it := s.batch[i]
+		ob.bytes += it.size
+		if ctx.Err() != nil {
+			ob.entries = append(ob.entries, entry{it: it, kind: kindNack, err: abandonCause(ctx)})
+			failed++
+			continue
+		}
+		id := it.ev.Identity()
+		if c, ok := s.pending[id]; ok {
+			out := c.outcome
+			out.Duplicate = true
+			ob.entries = append(ob.entries, entry{it: it, kind: kindDup, outcome: out})
+			dups++
+			continue
+		}
+		out, found, err := p.cfg.store.Lookup(id)
+		if err != nil {
+			ob.entries = append(ob.entries, entry{it: it, kind: kindNack, err: fmt.Errorf("%w: lookup: %w", onceflow.ErrStorage, err)})
+			failed++
+			continue
+		}
+		if found {
+			out.Duplicate = true
+			ob.entries = append(ob.entries, entry{it: it, kind: kindDup, outcome: out})
+			dups++
+			continue
+		}
+		s.fx.Reset(it.ev, s.stateReader)
+		res, err := stage.Call(ctx, p.h, it.ev, &s.fx)
+		if err != nil {
+			ob.entries = append(ob.entries, entry{it: it, kind: kindNack, err: err})
+			failed++
+			continue
+		}
+		out = onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1, FirstSeen: now, Result: res}
+		rec := onceflow.Record{ID: id, Outcome: out}
+		if w := s.fx.Writes(); len(w) > 0 {
+			rec.Writes = append([]onceflow.StateWrite(nil), w...)
+			for _, sw := range rec.Writes {
+				s.overlay[string(sw.Key)] = overlayEntry{ob: ob, value: sw.Value, del: sw.Delete}
+			}
+		}
+		if m := s.fx.Outbox(); len(m) > 0 {
+			rec.Outbox = append([]onceflow.Message(nil), m...)
+		}
+		ob.entries = append(ob.entries, entry{it: it, kind: kindCommit, outcome: out, rec: rec})
+		s.pending[id] = claim{ob: ob, outcome: out}
+		handled++
+	}
+	s.handled.Add(handled)
+	s.failed.Add(failed)
+	s.duplicates.Add(dups)
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	select {
+	case p.commitCh <- ob:
+	case <-ctx.Done():
+		// The committer is draining commitCh until Run closes it, so the
+		// send above cannot block forever; but once the run is cancelled
+		// the batch must not commit.
+		s.nackOut(ob, abandonCause(ctx))
+	}
+}
+
+// committed is the notice that ob's group committed: release the claims and
+// overlay entries it made unless later batches replaced them.
+func (s *shard) committed(ob *outBatch) {
+	for i := range ob.entries {
+		e := &ob.entries[i]
+		if e.kind != kindCommit {
+			continue
+		}
+		if c, ok := s.pending[e.rec.ID]; ok && c.ob == ob {
+			delete(s.pending, e.rec.ID)
+		}
+		for _, w := range e.rec.Writes {
+			if o, ok := s.overlay[string(w.Key)]; ok && o.ob == ob {
+				delete(s.overlay, string(w.Key))
+			}
+		}
+	}
+	s.p.putOutBatch(ob)
+}
+
+// nackOut negatively acknowledges every event of ob and releases them.
+func (s *shard) nackOut(ob *outBatch, cause error) {
+	for i := range ob.entries {
+		s.p.deliver(&ob.entries[i].it, onceflow.Outcome{}, cause)
+	}
+	n := len(ob.entries)
+	s.nacked.Add(uint64(n))
+	s.release(n, ob.bytes, ob)
+}
+
+// commitLoop is the committer goroutine: it groups handled batches from all
+// shards into one store transaction bounded by WithGroupCommit, commits,
+// then acknowledges and releases. Run owns it; it returns when commitCh is
+// closed and drained.
+func (p *Pipeline) commitLoop(ctx context.Context) {
+	var (
+		group  []*outBatch
+		n      int
+		timer  = time.NewTimer(time.Hour)
+		timerC <-chan time.Time
+		cb     onceflow.CommitBatch
+		evs    []*onceflow.Event
+	)
+	timer.Stop()
+	defer timer.Stop()
+	flush := func() {
+		if len(group) > 0 {
+			evs = p.flush(ctx, group, &cb, evs)
+		}
+		clear(group)
+		group, n, timerC = group[:0], 0, nil
+		timer.Stop()
+	}
+	for {
+		select {
+		case ob, ok := <-p.commitCh:
+			if !ok {
+				flush()
+				return
+			}
+			group = append(group, ob)
+			n += len(ob.entries)
+			if len(group) == 1 {
+				timer.Reset(p.cfg.groupDelay)
+				timerC = timer.C
+			}
+			if n >= p.cfg.groupEvents {
+				flush()
+			}
+		case <-timerC:
+			flush()
+		}
+	}
+}
+
+// flush commits one group and acknowledges it. After a fatal error or a
+// cancelled run it only negatively acknowledges.
+func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.CommitBatch, evs []*onceflow.Event) []*onceflow.Event {
+	if ctx.Err() != nil {
+		cause := abandonCause(ctx)
+		for _, ob := range group {
+			ob.s.nackOut(ob, cause)
+		}
+		return evs
+	}
+	cb.Reset()
+	evs = evs[:0]
+	for _, ob := range group {
+		for i := range ob.entries {
+			if e := &ob.entries[i]; e.kind == kindCommit {
+				cb.Records = append(cb.Records, e.rec)
+				evs = append(evs, e.it.ev)
+			}
+		}
+	}
+	if len(cb.Records) > 0 {
+		start := time.Now()
+		err := p.commitRecords(cb, evs)
+		if err != nil {
+			p.fail(err)
+			cause := abandonCause(ctx)
+			for _, ob := range group {
+				ob.s.nackOut(ob, cause)
+			}
+			return evs
+		}
+		p.commits.Add(1)
+		p.committedEvents.Add(uint64(len(cb.Records)))
+		p.commitNanos.Add(int64(time.Since(start)))
+		// Copy back what the store kept (a record may have turned out a
+		// duplicate of a copy routed through another shard).
+		k := 0
+		for _, ob := range group {
+			for i := range ob.entries {
+				if e := &ob.entries[i]; e.kind == kindCommit {
+					e.outcome = cb.Records[k].Outcome
+					k++
+				}
+			}
+		}
+	}
+	for _, ob := range group {
+		var acked, nacked uint64
+		for i := range ob.entries {
+			e := &ob.entries[i]
+			if e.kind == kindNack {
+				nacked++
+				p.deliver(&e.it, onceflow.Outcome{}, e.err)
+				continue
+			}
+			acked++
+			p.deliver(&e.it, e.outcome, nil)
+		}
+		ob.s.acked.Add(acked)
+		ob.s.nacked.Add(nacked)
+		ob.s.release(len(ob.entries), ob.bytes, ob)
+	}
+	return evs
+}
+
+func (p *Pipeline) commitRecords(cb *onceflow.CommitBatch, evs []*onceflow.Event) error {
+	if p.cfg.sink != nil {
+		ckpt, err := p.cfg.sink.WriteBatch(evs)
+		if err != nil {
+			return fmt.Errorf("pipeline: sink %q: %w", p.cfg.sink.Name(), err)
+		}
+		cb.Checkpoints = append(cb.Checkpoints, onceflow.Checkpoint{Name: p.cfg.sink.Name(), Value: ckpt})
+	}
+	if err := p.cfg.store.Commit(cb); err != nil {
+		return fmt.Errorf("pipeline: commit of %d records: %w", len(cb.Records), err)
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/stage"
+)
+
+// Errors returned by the pipeline.
+var (
+	// ErrClosed is returned by Submit, TrySubmit and Do once the pipeline
+	// stopped taking events (Shutdown was called, Run's context was
+	// cancelled, or a fatal error stopped it), and by Run after Shutdown.
+	ErrClosed = errors.New("pipeline: closed")
+	// ErrBackpressure is returned by TrySubmit when the event's shard is
+	// full (see WithQueueLimits).
+	ErrBackpressure = errors.New("pipeline: backpressure: queue full")
+	// ErrNoStore fails an event whose handler wrote state or outbox
+	// messages in a pipeline without a store, where they could not be
+	// kept.
+	ErrNoStore = errors.New("pipeline: handler wrote effects but the pipeline has no store")
+	// ErrInvalidEvent is returned for a nil event or one without source or
+	// id (which could not be deduplicated).
+	ErrInvalidEvent = errors.New("pipeline: invalid event")
+	// ErrAlreadyRunning is returned by a second call of Run.
+	ErrAlreadyRunning = errors.New("pipeline: Run called more than once")
+	// ErrAbandoned is the cause in the Ack of events that were accepted
+	// but not finished when Run's context was cancelled.
+	ErrAbandoned = errors.New("pipeline: abandoned: run cancelled before the event was done")
+)
+
+// Pipeline routes submitted events to key-sharded workers, runs the handler
+// once per identity, commits outcomes and effects, and acknowledges. See the
+// package documentation for the lifecycle, the guarantees and what blocks.
+//
+// All methods are safe for concurrent use.
+type Pipeline struct {
+	cfg    config
+	h      stage.Func
+	shards []*shard
+	// commitCh carries handled batches from the shard workers to the
+	// committer. The shard workers send; Run closes it after every worker
+	// has returned. Its capacity is bounded by the shard count.
+	commitCh chan *outBatch
+	obPool   sync.Pool
+	scratch  sync.Pool // *submitScratch
+
+	mu      sync.Mutex // guards started
+	started bool
+
+	finished  chan struct{} // closed when Run has joined everything
+	runCancel atomic.Pointer[context.CancelCauseFunc]
+	finish    sync.Once
+	fatal     atomic.Pointer[error]
+
+	commits         atomic.Uint64
+	committedEvents atomic.Uint64
+	commitNanos     atomic.Int64
+}
+
+// New returns a pipeline that runs h for each event. It starts no
+// goroutine: Run does.
+func New(h stage.Func, opts ...Option) (*Pipeline, error) {
+	if h == nil {
+		return nil, errors.New("pipeline: New: nil handler")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("pipeline: New: nil option")
+		}
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.sink != nil && cfg.store == nil {
+		return nil, errors.New("pipeline: WithSink requires WithStore")
+	}
+	if cfg.queueEvents < cfg.shards {
+		return nil, fmt.Errorf("pipeline: queue limit of %d events is less than one per shard (%d shards)", cfg.queueEvents, cfg.shards)
+	}
+	p := &Pipeline{
+		cfg:      cfg,
+		h:        h,
+		shards:   make([]*shard, cfg.shards),
+		commitCh: make(chan *outBatch, 2*cfg.shards),
+		finished: make(chan struct{}),
+	}
+	p.obPool.New = func() any { return new(outBatch) }
+	perEvents := cfg.queueEvents / cfg.shards
+	perBytes := max(cfg.queueBytes/cfg.shards, 1)
+	for i := range p.shards {
+		p.shards[i] = newShard(p, i, perEvents, perBytes)
+	}
+	return p, nil
+}
+
+// Submit accepts ev for processing, blocking while ev's shard is full. It
+// returns nil once ev is accepted: the pipeline will acknowledge it exactly
+// once (see WithAck). Accepting is not acknowledging: ev is done only when
+// its Ack arrives. Submit returns ctx's error if ctx ends first, and
+// ErrClosed once the pipeline stopped taking events — also when Submit
+// races Shutdown: an event is either accepted and then processed, or
+// refused with an error, never lost.
+//
+// Submit may be called before Run; accepted events wait for Run. ev must
+// not be modified after Submit.
+func (p *Pipeline) Submit(ctx context.Context, ev *onceflow.Event) error {
+	return p.submit(ctx, ev, nil, true)
+}
+
+// TrySubmit is Submit without blocking: when ev's shard is full it returns
+// ErrBackpressure at once.
+func (p *Pipeline) TrySubmit(ev *onceflow.Event) error {
+	return p.submit(context.Background(), ev, nil, false)
+}
+
+// Do submits ev and waits for its acknowledgement, returning the final
+// outcome or the reason the event is not done. If ctx ends after ev was
+// accepted, Do returns ctx's error but ev is still processed and
+// acknowledged through WithAck.
+func (p *Pipeline) Do(ctx context.Context, ev *onceflow.Event) (onceflow.Outcome, error) {
+	w := make(chan Ack, 1)
+	if err := p.submit(ctx, ev, w, true); err != nil {
+		return onceflow.Outcome{}, err
+	}
+	select {
+	case a := <-w:
+		return a.Outcome, a.Err
+	case <-ctx.Done():
+		return onceflow.Outcome{}, ctx.Err()
+	}
+}
+
+func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, block bool) error {
+	if ev == nil {
+		return fmt.Errorf("%w: nil event", ErrInvalidEvent)
+	}
+	if ev.Source == "" || ev.ID == "" {
+		return fmt.Errorf("%w: empty source or id", ErrInvalidEvent)
+	}
+	s := p.shards[stage.Shard(ev.Key(), len(p.shards))]
+	return s.submit(ctx, item{ev: ev, size: ev.Size(), w: w}, block)
+}
+
+// Run starts the shard workers (and the committer, with a store) and blocks
+// until the pipeline has stopped and every goroutine it started has
+// returned. It may be called once.
+//
+// Run returns nil after Shutdown has drained everything accepted (also
+// when Shutdown was called before Run). When ctx
+// is cancelled, Run abandons work in flight — nothing uncommitted is
+// acknowledged as done; every accepted event not yet acknowledged gets an
+// Ack with an error wrapping ErrAbandoned — and returns ctx's error. A
+// fatal error (the store failing a commit, a sink failing) stops the
+// pipeline the same way and is returned.
+func (p *Pipeline) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return ErrAlreadyRunning
+	}
+	p.started = true
+	p.mu.Unlock()
+
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p.runCancel.Store(&cancel)
+
+	var workers sync.WaitGroup
+	for _, s := range p.shards {
+		workers.Go(func() { s.run(rctx) })
+	}
+	var committer sync.WaitGroup
+	if p.cfg.store != nil {
+		committer.Go(func() { p.commitLoop(rctx) })
+	}
+	workers.Wait()
+	close(p.commitCh) // every sender has returned
+	committer.Wait()
+
+	var err error
+	if e := p.fatal.Load(); e != nil {
+		err = *e
+	} else if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	p.finish.Do(func() { close(p.finished) })
+	return err
+}
+
+// Shutdown stops intake — later Submits return ErrClosed — then waits until
+// everything accepted has been handled, committed and acknowledged, and
+// every goroutine has returned. If ctx ends first, Shutdown returns ctx's
+// error and the pipeline keeps draining; cancel Run's context to abandon the
+// rest. Draining needs Run: called before Run, Shutdown stops intake and
+// waits (bounded by ctx) for Run to start and drain. Shutdown may be called
+// more than once and concurrently.
+func (p *Pipeline) Shutdown(ctx context.Context) error {
+	for _, s := range p.shards {
+		s.close()
+	}
+	select {
+	case <-p.finished:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fail records the first fatal error and cancels the run.
+func (p *Pipeline) fail(err error) {
+	if p.fatal.CompareAndSwap(nil, &err) {
+		p.cfg.logger.Error("pipeline stopped by a fatal error", "err", err)
+	}
+	if c := p.runCancel.Load(); c != nil {
+		(*c)(err)
+	}
+}
+
+// deliver hands one acknowledgement to the callback and to Do's waiter.
+func (p *Pipeline) deliver(it *item, out onceflow.Outcome, err error) {
+	if p.cfg.ack != nil {
+		p.cfg.ack(Ack{Event: it.ev, Outcome: out, Err: err})
+	}
+	if it.w != nil {
+		it.w <- Ack{Event: it.ev, Outcome: out, Err: err} // capacity 1, one send: never blocks
+	}
+}
