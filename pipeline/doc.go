@@ -1,0 +1,77 @@
+// Package pipeline is onceflow's engine: it routes submitted events to
+// key-sharded workers, runs the handler once per event identity, commits
+// outcomes and effects in group commits, and acknowledges each event after
+// its result is final.
+//
+// # Guarantees
+//
+//   - Every event accepted by Submit, TrySubmit, SubmitBatch or Do is
+//     acknowledged exactly once (see [Ack]): with its final outcome, or with
+//     an error meaning "not done, deliver it again". Nothing accepted is
+//     dropped silently; an event that is refused gets an error at once.
+//   - Events with equal [onceflow.Event.Key] are handled one at a time, in
+//     the order they were accepted; different keys run in parallel on
+//     different shard workers.
+//   - With a [Store] (see WithStore), the handler runs once per identity
+//     (source + id): a duplicate — in flight or committed, in this run or an
+//     earlier one — gets the first copy's outcome back, marked Duplicate,
+//     and never re-runs the handler. The handler's state writes and outbox
+//     messages commit in the same transaction as its outcome, and the Ack
+//     comes only after that transaction is durable. A failed attempt
+//     commits nothing and releases its claim, so a redelivery is processed.
+//   - Without a store the pipeline is a pass-through: every delivery runs
+//     the handler and nothing is durable.
+//
+// # Architecture and goroutines
+//
+//	Submit ──► shard intake (ring, bounded) ──► shard worker ──► committer ──► Ack
+//	           one per shard, under its mutex     one per shard    one (with a store)
+//
+// Run starts one worker goroutine per shard and, with a store, one
+// committer goroutine; it waits for all of them before it returns, on every
+// path. Events move between goroutines in batches: a worker takes up to
+// WithBatchSize events from its intake under one lock, and sends one
+// handled batch to the committer over a channel. The committer groups
+// batches from all shards into one store transaction (WithGroupCommit),
+// then acknowledges them, releases their queue budget, and hands each batch
+// back to its worker, which releases the batch's claims. Run creates and
+// closes the committer channel (after every worker has returned); nothing
+// else is closed by a receiver.
+//
+// # Bounds and what blocks
+//
+// Each shard has a budget of events and bytes (WithQueueLimits divided by
+// the shard count) covering every event from acceptance to its Ack. Submit
+// blocks while the event's shard is full, TrySubmit returns
+// ErrBackpressure, SubmitBatch blocks until all its events fit. Because the
+// budget spans the whole path, no intake ring, channel or map grows with the
+// number of events submitted: the intake ring holds at most a shard's
+// budget, the committer channel at most twice the shard count of batches,
+// and the pending-claim map and state overlay at most the events in flight.
+// The Ack callback runs on the committer (or, without a store, on the
+// worker): a slow callback slows the pipeline and, through the budget,
+// blocks Submit. It must not call Submit, SubmitBatch or Do, which could
+// wait for space only the callback's caller frees.
+//
+// # Lifecycle
+//
+// The lifecycle follows net/http's Server: [Pipeline.Run] once;
+// [Pipeline.Shutdown] stops intake (later submissions return ErrClosed,
+// also those racing Shutdown), drains everything accepted, commits, waits
+// for every goroutine; cancelling Run's context abandons the work in flight
+// instead — nothing uncommitted is acknowledged as done, and each such event
+// gets an Ack whose error wraps ErrAbandoned. A store commit or sink error
+// is fatal: the pipeline stops the same way and Run returns the error.
+//
+// # Handler panics
+//
+// A handler panic is recovered on the worker: that event fails with a
+// *stage.PanicError holding the stack (the event's payload is never
+// logged), its effects are discarded, and the worker goes on with the next
+// event. No goroutine is lost and Shutdown is not delayed.
+//
+// # Defaults
+//
+// 4 shards, batches of 64 events, 100 µs linger, 65,536 events and 32 MiB
+// in flight, group commits of up to 1,000 events or 2 ms.
+package pipeline

@@ -1,0 +1,39 @@
+package stage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/stage"
+)
+
+// A validation step chained before the handler, tested with a slice in and
+// a slice out, without a pipeline.
+func ExampleChain() {
+	validate := func(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
+		if ev.Type != "order.placed" {
+			return nil, errors.New("unknown type")
+		}
+		return nil, nil
+	}
+	handle := func(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
+		return []byte("ok " + ev.ID), nil
+	}
+	evs := []*onceflow.Event{
+		{Source: "shop", ID: "1", Type: "order.placed"},
+		{Source: "shop", ID: "2", Type: "order.cancelled"},
+	}
+	for _, r := range stage.Apply(context.Background(), stage.Chain(validate, handle), evs, nil) {
+		fmt.Printf("%s: %q %v\n", r.Event.ID, r.Result, r.Err)
+	}
+	// Output:
+	// 1: "ok 1" <nil>
+	// 2: "" unknown type
+}
+
+func ExampleShard() {
+	fmt.Println(stage.Shard("customer-42", 4) == stage.Shard("customer-42", 4))
+	// Output: true
+}
