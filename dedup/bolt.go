@@ -1,0 +1,319 @@
+package dedup
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// boltBackend stores a Store's buckets in one bbolt file.
+type boltBackend struct {
+	db          *bolt.DB
+	path        string
+	fillPercent float64 // of outcome buckets; 0 keeps bbolt's default
+	fileSize    atomic.Int64
+}
+
+// initialMmapSize is mapped at open so that read transactions (lookups)
+// seldom block a commit that grows the file: bbolt remaps when the file
+// outgrows its mapping, and a remap waits for every open read
+// transaction. It is address space, not memory: nothing is read or
+// allocated until used. 32-bit platforms do not have the address space
+// to spare.
+const initialMmapSize = 1 << 30
+
+func openBolt(path string, o *options) (*boltBackend, error) {
+	bo := &bolt.Options{
+		Timeout:         o.lockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  true,
+		NoSync:          o.noSync,
+		InitialMmapSize: initialMmapSize,
+	}
+	if strconv.IntSize < 64 {
+		bo.InitialMmapSize = 0
+	}
+	db, err := bolt.Open(path, 0o600, bo)
+	if err != nil && !errors.Is(err, berrors.ErrTimeout) && bo.InitialMmapSize > 0 {
+		// A small address-space limit (ulimit -v, a 32-bit process
+		// compiled as 64-bit elsewhere) can refuse the initial mapping;
+		// the mapping is an optimization, so retry without it.
+		bo.InitialMmapSize = 0
+		db, err = bolt.Open(path, 0o600, bo)
+	}
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, &lockedError{path: path, timeout: o.lockTimeout}
+	}
+	if err != nil {
+		return nil, &storeError{op: "open", path: path, err: err}
+	}
+	be := &boltBackend{db: db, path: path, fillPercent: o.fillPercent}
+	return be, nil
+}
+
+func (be *boltBackend) name() string { return be.path }
+
+func (be *boltBackend) size() int64 { return be.fileSize.Load() }
+
+func (be *boltBackend) close() error { return be.db.Close() }
+
+func (be *boltBackend) findOutcome(cur, mask uint64, key []byte, fn func(slice uint64, v []byte) error) (bool, error) {
+	found := false
+	err := be.db.View(func(tx *bolt.Tx) error {
+		var name [10]byte
+		for j := uint64(0); mask>>j != 0; j++ {
+			if mask&(1<<j) == 0 {
+				continue
+			}
+			b := tx.Bucket(outcomeBucket(&name, cur-j))
+			if b == nil {
+				continue
+			}
+			if v := b.Get(key); v != nil {
+				found = true
+				return fn(cur-j, v)
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+func (be *boltBackend) get(bucket string, key []byte) ([]byte, bool, error) {
+	var out []byte
+	found := false
+	err := be.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		if v := b.Get(key); v != nil {
+			out, found = append(make([]byte, 0, len(v)), v...), true
+		}
+		return nil
+	})
+	return out, found, err
+}
+
+func (be *boltBackend) outbox(max int, fn func(seq uint64, v []byte) error) error {
+	return be.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketOutbox))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		n := 0
+		for k, v := c.First(); k != nil && n < max; k, v = c.Next() {
+			if len(k) != 8 {
+				return corruptf("outbox key of %d bytes", len(k))
+			}
+			if err := fn(binary.BigEndian.Uint64(k), v); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+}
+
+func (be *boltBackend) deleteOutbox(seqs []uint64) error {
+	return be.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketOutbox))
+		if b == nil {
+			return nil
+		}
+		var k [8]byte
+		for _, seq := range seqs {
+			binary.BigEndian.PutUint64(k[:], seq)
+			if err := b.Delete(k[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (be *boltBackend) scan(low uint64, fn func(slice uint64, key []byte) error) error {
+	return be.db.View(func(tx *bolt.Tx) error {
+		var name [10]byte
+		c := tx.Cursor()
+		for k, _ := c.Seek(outcomeBucket(&name, low)); k != nil; k, _ = c.Next() {
+			slice, ok := parseOutcomeBucket(k)
+			if !ok {
+				break
+			}
+			b := tx.Bucket(k)
+			if b == nil {
+				return corruptf("outcome bucket %x is not a bucket", k)
+			}
+			bc := b.Cursor()
+			for k, _ := bc.First(); k != nil; k, _ = bc.Next() {
+				if err := fn(slice, k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (be *boltBackend) update(fn func(tx writeTx) error) error {
+	return be.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(&boltTx{tx: tx, fillPercent: be.fillPercent}); err != nil {
+			return err
+		}
+		be.fileSize.Store(tx.Size())
+		return nil
+	})
+}
+
+func (be *boltBackend) check() error {
+	return be.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("bbolt check: %w", errors.Join(errs...))
+		}
+		return checkValues(func(bucket string, fn func(k, v []byte) error) error {
+			if bucket == outcomePrefix {
+				c := tx.Cursor()
+				for k, _ := c.Seek([]byte(outcomePrefix)); k != nil && bytes.HasPrefix(k, []byte(outcomePrefix)); k, _ = c.Next() {
+					b := tx.Bucket(k)
+					if b == nil {
+						return corruptf("outcome bucket %x is not a bucket", k)
+					}
+					if err := b.ForEach(fn); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if b := tx.Bucket([]byte(bucket)); b != nil {
+				return b.ForEach(fn)
+			}
+			return nil
+		})
+	})
+}
+
+// boltTx is a bbolt write transaction.
+type boltTx struct {
+	tx          *bolt.Tx
+	fillPercent float64
+	// the last outcome bucket used, to skip the name lookup for the
+	// common case of one commit into the current slice
+	slice  uint64
+	bucket *bolt.Bucket
+}
+
+func (t *boltTx) outcomeBucket(slice uint64, create bool) (*bolt.Bucket, error) {
+	if t.bucket != nil && t.slice == slice {
+		return t.bucket, nil
+	}
+	var name [10]byte
+	n := outcomeBucket(&name, slice)
+	b := t.tx.Bucket(n)
+	if b == nil {
+		if !create {
+			return nil, nil
+		}
+		var err error
+		if b, err = t.tx.CreateBucket(n); err != nil {
+			return nil, err
+		}
+	}
+	if t.fillPercent > 0 {
+		b.FillPercent = t.fillPercent
+	}
+	t.slice, t.bucket = slice, b
+	return b, nil
+}
+
+func (t *boltTx) outcome(slice uint64, key []byte) []byte {
+	b, _ := t.outcomeBucket(slice, false)
+	if b == nil {
+		return nil
+	}
+	return b.Get(key)
+}
+
+func (t *boltTx) putOutcome(slice uint64, key, v []byte) error {
+	b, err := t.outcomeBucket(slice, true)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+func (t *boltTx) slices() ([]uint64, error) {
+	var out []uint64
+	c := t.tx.Cursor()
+	for k, _ := c.Seek([]byte(outcomePrefix)); k != nil; k, _ = c.Next() {
+		slice, ok := parseOutcomeBucket(k)
+		if !ok {
+			break
+		}
+		out = append(out, slice)
+	}
+	return out, nil
+}
+
+func (t *boltTx) deleteSlice(slice uint64) error {
+	if t.bucket != nil && t.slice == slice {
+		t.bucket = nil
+	}
+	var name [10]byte
+	err := t.tx.DeleteBucket(outcomeBucket(&name, slice))
+	if errors.Is(err, berrors.ErrBucketNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (t *boltTx) forEachOutcome(slice uint64, fn func(k, v []byte) error) error {
+	b, err := t.outcomeBucket(slice, false)
+	if err != nil || b == nil {
+		return err
+	}
+	return b.ForEach(fn)
+}
+
+func (t *boltTx) get(bucket string, key []byte) []byte {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.Get(key)
+}
+
+func (t *boltTx) put(bucket string, key, v []byte) error {
+	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+func (t *boltTx) delete(bucket string, key []byte) error {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.Delete(key)
+}
+
+func (t *boltTx) nextOutboxSeq() (uint64, error) {
+	b, err := t.tx.CreateBucketIfNotExists([]byte(bucketOutbox))
+	if err != nil {
+		return 0, err
+	}
+	return b.NextSequence()
+}

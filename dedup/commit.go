@@ -1,0 +1,331 @@
+package dedup
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	onceflow "github.com/onceflow/onceflow"
+	bolt "go.etcd.io/bbolt"
+)
+
+// commitScratch is Commit's reusable working memory; commitMu must be
+// held.
+type commitScratch struct {
+	keyBuf []byte             // the identity keys, back to back
+	keys   [][]byte           // per record: its key in keyBuf
+	hashes []uint64           // per record: xxhash of its key
+	masks  []uint64           // per record: older live slices whose filters may hold it
+	order  []int              // records in the order they are written
+	dup    []bool             // per record: already committed (or earlier in the batch)
+	stored []onceflow.Outcome // per record: the stored outcome when dup
+	vals   []byte             // encoded values, back to back
+	aux    []byte             // other keys written: outbox sequences, checkpoint names
+	writes []onceflow.StateWrite
+}
+
+// maxScratch bounds the buffers a commit keeps for the next one.
+const maxScratch = 16 << 20
+
+func (sc *commitScratch) prepare(b *onceflow.CommitBatch, unsorted bool) {
+	n := len(b.Records)
+	sc.keyBuf = sc.keyBuf[:0]
+	ends := sc.order[:0] // the end offsets first, then the order
+	for i := range b.Records {
+		sc.keyBuf = b.Records[i].ID.AppendKey(sc.keyBuf)
+		ends = append(ends, len(sc.keyBuf))
+	}
+	sc.keys = slices.Grow(sc.keys[:0], n)[:n]
+	sc.hashes = slices.Grow(sc.hashes[:0], n)[:n]
+	start := 0
+	for i, end := range ends {
+		sc.keys[i] = sc.keyBuf[start:end:end]
+		sc.hashes[i] = xxhash.Sum64(sc.keys[i])
+		start = end
+	}
+	sc.order = ends[:0]
+	for i := range n {
+		sc.order = append(sc.order, i)
+	}
+	if !unsorted {
+		// Sorted keys dirty adjacent leaves once each; in a big bucket,
+		// random ones cost a leaf each (see doc.go, "Store layout"). The
+		// sort is stable: of equal identities, the first in the batch
+		// is written and the others find it.
+		slices.SortStableFunc(sc.order, func(i, j int) int { return bytes.Compare(sc.keys[i], sc.keys[j]) })
+	}
+	sc.masks = slices.Grow(sc.masks[:0], n)[:n]
+	sc.dup = slices.Grow(sc.dup[:0], n)[:n]
+	clear(sc.dup)
+	sc.stored = slices.Grow(sc.stored[:0], n)[:n]
+	sc.vals = sc.vals[:0]
+	sc.aux = sc.aux[:0]
+	sc.writes = sc.writes[:0]
+}
+
+// release drops the references to the caller's batch and oversized
+// buffers.
+func (sc *commitScratch) release() {
+	clear(sc.stored)
+	clear(sc.writes)
+	clear(sc.keys)
+	if cap(sc.vals) > maxScratch {
+		sc.vals = nil
+	}
+	if cap(sc.keyBuf) > maxScratch {
+		sc.keyBuf = nil
+	}
+}
+
+// validateBatch rejects what the store cannot write, before anything is.
+func validateBatch(b *onceflow.CommitBatch) error {
+	for i := range b.Records {
+		r := &b.Records[i]
+		if r.Outcome.Status == onceflow.StatusUnknown {
+			return fmt.Errorf("%w: record %d (%v): status unknown", ErrInvalidRecord, i, r.ID)
+		}
+		if len(r.Outcome.Result) > onceflow.MaxResultBytes {
+			return fmt.Errorf("dedup: record %d (%v): %d bytes: %w", i, r.ID, len(r.Outcome.Result), onceflow.ErrResultTooLarge)
+		}
+		if n := binary.MaxVarintLen64 + len(r.ID.Source) + len(r.ID.ID); n > bolt.MaxKeySize {
+			return fmt.Errorf("%w: record %d (%v): identity longer than %d bytes", ErrInvalidRecord, i, r.ID, bolt.MaxKeySize-binary.MaxVarintLen64)
+		}
+		for _, w := range r.Writes {
+			if len(w.Key) == 0 || len(w.Key) > bolt.MaxKeySize {
+				return fmt.Errorf("%w: record %d (%v): state key of %d bytes", ErrInvalidRecord, i, r.ID, len(w.Key))
+			}
+		}
+	}
+	for _, c := range b.Checkpoints {
+		if len(metaCheckpoint)+len(c.Name) > bolt.MaxKeySize {
+			return fmt.Errorf("%w: checkpoint name of %d bytes", ErrInvalidRecord, len(c.Name))
+		}
+	}
+	return nil
+}
+
+// Commit durably writes b in one transaction (fsync'd unless the store was
+// opened with [UnsafeNoSync]) and returns when it is durable.
+//
+// Each record's outcome is stored under its identity in the current
+// slice, unless the identity is already committed within the window or
+// earlier in b: then the first outcome stays, the record's Writes and
+// Outbox are discarded (set to nil) and its Outcome is rewritten to the
+// stored one with Duplicate set. The state writes of the other records
+// are applied in batch order (the last write to a key wins), their outbox
+// messages are queued in batch order, the checkpoints are written (the
+// last of a name wins), and the commit counter is bumped, all in the same
+// transaction.
+//
+// An error means nothing of b was committed and b is unchanged. Errors:
+// [ErrClosed]; [ErrInvalidRecord] and [onceflow.ErrResultTooLarge] for a
+// batch that cannot be stored; store errors match [onceflow.ErrStorage].
+//
+// Commit is meant for one caller at a time; concurrent calls are safe but
+// serialized. A nil or empty batch commits nothing.
+func (s *Store) Commit(b *onceflow.CommitBatch) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if b == nil || len(b.Records)+len(b.Checkpoints) == 0 {
+		return nil
+	}
+	if err := validateBatch(b); err != nil {
+		return err
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	start := time.Now()
+	cur := s.current()
+	low := s.low(cur)
+	sc := &s.scratch
+	defer sc.release()
+	sc.prepare(b, s.opts.unsortedPuts)
+
+	// Note the identities in the current slice's filters before they are
+	// committed: a lookup between the commit and a later add would
+	// otherwise answer "never seen" for a committed identity. A filter
+	// bit set for a commit that then fails costs a store read, never a
+	// wrong answer.
+	for _, i := range sc.order {
+		sc.masks[i] = s.filters.commit(s.filters.part(sc.hashes[i]), sc.keys[i], cur, int(s.n))
+	}
+
+	expireNow := low > s.expiredBelow
+	expired := 0
+	err := s.be.update(func(tx writeTx) error {
+		expired = 0
+		if expireNow {
+			n, err := expire(tx, low)
+			if err != nil {
+				return err
+			}
+			expired = n
+		}
+		if err := s.putRecords(tx, b, cur); err != nil {
+			return err
+		}
+		if err := s.putEffects(tx, b); err != nil {
+			return err
+		}
+		for _, c := range b.Checkpoints {
+			off := len(sc.aux)
+			sc.aux = append(append(sc.aux, metaCheckpoint...), c.Name...)
+			if err := tx.put(bucketMeta, sc.aux[off:], nonNil(c.Value)); err != nil {
+				return err
+			}
+		}
+		off := len(sc.aux)
+		sc.aux = binary.BigEndian.AppendUint64(sc.aux, s.totalCommits+1)
+		return tx.put(bucketMeta, []byte(metaCommits), sc.aux[off:])
+	})
+	if err != nil {
+		return &storeError{op: "commit", path: s.be.name(), err: err}
+	}
+
+	s.totalCommits++
+	stored, dups := 0, 0
+	for i := range b.Records {
+		r := &b.Records[i]
+		if sc.dup[i] {
+			r.Outcome = sc.stored[i]
+			r.Outcome.Duplicate = true
+			r.Writes, r.Outbox = nil, nil
+			dups++
+			continue
+		}
+		stored++
+		rec := recordOf(r)
+		s.cache.set(sc.hashes[i], sc.keys[i], cur, &rec)
+	}
+	if expireNow {
+		s.expiredBelow = low
+		s.filters.drop(low)
+		s.st.expiredSlices.Add(uint64(expired))
+	}
+	s.occMu.Lock()
+	if expireNow {
+		for slice := range s.occupancy {
+			if slice < low {
+				delete(s.occupancy, slice)
+			}
+		}
+	}
+	if stored > 0 {
+		s.occupancy[cur] += uint64(stored)
+	}
+	s.occMu.Unlock()
+
+	d := int64(time.Since(start))
+	s.st.commits.Add(1)
+	s.st.totalCommits.Store(s.totalCommits)
+	s.st.records.Add(uint64(len(b.Records)))
+	s.st.stored.Add(uint64(stored))
+	s.st.duplicates.Add(uint64(dups))
+	s.st.latencyTotal.Add(d)
+	s.st.latencyLast.Store(d)
+	if d > s.st.latencyMax.Load() {
+		s.st.latencyMax.Store(d)
+	}
+	return nil
+}
+
+// putRecords writes the outcomes of b's records that are new, in
+// sc.order, and marks the others as duplicates.
+func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) error {
+	sc := &s.scratch
+	for _, i := range sc.order {
+		key := sc.keys[i]
+		// The current slice holds the identities committed in it,
+		// including those earlier in this batch (the transaction reads
+		// its own writes); the older live slices are read only where
+		// their filters said "maybe", which keeps the common case to one
+		// read next to the write.
+		v := tx.outcome(cur, key)
+		for j := uint64(1); v == nil && j <= s.n && j <= cur; j++ {
+			if sc.masks[i]&(1<<j) != 0 {
+				v = tx.outcome(cur-j, key)
+			}
+		}
+		if v != nil {
+			rec, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err)
+			}
+			sc.dup[i] = true
+			sc.stored[i] = rec.outcome(true)
+			continue
+		}
+		rec := recordOf(&b.Records[i])
+		off := len(sc.vals)
+		sc.vals = appendRecord(sc.vals, &rec)
+		if err := tx.putOutcome(cur, key, sc.vals[off:len(sc.vals):len(sc.vals)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putEffects writes the state writes and outbox messages of b's records
+// that are not duplicates.
+func (s *Store) putEffects(tx writeTx, b *onceflow.CommitBatch) error {
+	sc := &s.scratch
+	for i := range b.Records {
+		if !sc.dup[i] {
+			sc.writes = append(sc.writes, b.Records[i].Writes...)
+		}
+	}
+	sorted := !s.opts.unsortedPuts
+	if sorted {
+		// Stable: of the writes to one key, the last in batch order is
+		// last in its run, and is the one applied.
+		slices.SortStableFunc(sc.writes, func(a, b onceflow.StateWrite) int { return bytes.Compare(a.Key, b.Key) })
+	}
+	for k, w := range sc.writes {
+		if sorted && k+1 < len(sc.writes) && bytes.Equal(w.Key, sc.writes[k+1].Key) {
+			continue
+		}
+		var err error
+		if w.Delete {
+			err = tx.delete(bucketState, w.Key)
+		} else {
+			err = tx.put(bucketState, w.Key, nonNil(w.Value))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i := range b.Records {
+		if sc.dup[i] {
+			continue
+		}
+		for m := range b.Records[i].Outbox {
+			seq, err := tx.nextOutboxSeq()
+			if err != nil {
+				return err
+			}
+			koff := len(sc.aux)
+			sc.aux = binary.BigEndian.AppendUint64(sc.aux, seq)
+			voff := len(sc.vals)
+			sc.vals = appendMessage(sc.vals, &b.Records[i].Outbox[m])
+			if err := tx.put(bucketOutbox, sc.aux[koff:len(sc.aux):len(sc.aux)], sc.vals[voff:len(sc.vals):len(sc.vals)]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// nonNil returns v, or an empty slice for nil: a transaction reading back
+// a nil value it wrote would take it for a missing key.
+func nonNil(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}

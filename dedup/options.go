@@ -1,0 +1,155 @@
+package dedup
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// An Option configures a Store opened by [Open] or [NewMemory]. The last
+// option of a kind wins.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	window      time.Duration
+	slices      int
+	clock       func() time.Time
+	capacity    int
+	fpr         float64
+	cacheItems  int
+	lockTimeout time.Duration
+	noSync      bool
+	// unsortedPuts writes a commit's records in batch order instead of key
+	// order; only the benchmarks set it (export_test.go), to measure why
+	// the keys are sorted.
+	unsortedPuts bool
+	// fillPercent of the outcome buckets; 0 keeps bbolt's default (0.5).
+	// Only the benchmarks set it (export_test.go).
+	fillPercent float64
+}
+
+// defaultOptions is the single place where defaults live.
+func defaultOptions() options {
+	return options{
+		window:      7 * 24 * time.Hour,
+		slices:      8,
+		clock:       time.Now,
+		capacity:    10_000_000,
+		fpr:         0.01,
+		cacheItems:  100_000,
+		lockTimeout: 2 * time.Second,
+	}
+}
+
+// maxSlices bounds WithSlices: the live slices of a lookup (the current one
+// and the previous n) are tracked in one 64-bit mask.
+const maxSlices = 63
+
+// minSliceWidth bounds window/slices from below.
+const minSliceWidth = time.Millisecond
+
+func (o *options) validate() error {
+	switch {
+	case o.window <= 0:
+		return fmt.Errorf("dedup: window %v: must be positive", o.window)
+	case o.slices < 1 || o.slices > maxSlices:
+		return fmt.Errorf("dedup: slices %d: must be in [1, %d]", o.slices, maxSlices)
+	case o.window/time.Duration(o.slices) < minSliceWidth:
+		return fmt.Errorf("dedup: window %v / slices %d: a slice must be at least %v", o.window, o.slices, minSliceWidth)
+	case o.clock == nil:
+		return errors.New("dedup: clock is nil")
+	case o.capacity < 1:
+		return fmt.Errorf("dedup: capacity %d: must be positive", o.capacity)
+	case !(o.fpr > 0 && o.fpr < 1):
+		return fmt.Errorf("dedup: false-positive rate %v: must be in (0, 1)", o.fpr)
+	case o.cacheItems < 0:
+		return fmt.Errorf("dedup: cache items %d: must not be negative", o.cacheItems)
+	case o.lockTimeout <= 0:
+		return fmt.Errorf("dedup: lock timeout %v: must be positive", o.lockTimeout)
+	}
+	return nil
+}
+
+// WithWindow sets how long identities are remembered: at least d and at
+// most d plus one slice (d/slices) after their commit. A duplicate that
+// arrives later is processed again. Default: 7*24h.
+//
+// Reopening a store with another window or slice count is allowed: the
+// existing slices are remapped once, at open, so that none is forgotten
+// earlier than its new window says.
+func WithWindow(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.window = d })
+}
+
+// WithSlices sets into how many time slices the window is cut, in [1, 63].
+// Expiry forgets one whole slice at a time, so more slices make the window
+// tighter (remembered for at most window*(1+1/n)) at the cost of one more
+// Bloom filter probe per lookup and slice. Default: 8.
+func WithSlices(n int) Option {
+	return optionFunc(func(o *options) { o.slices = n })
+}
+
+// WithClock sets the source of time used to pick the slice of a commit
+// and to expire slices. The store never lets its current slice go
+// backwards: a clock stepping back keeps the latest slice seen. Default:
+// time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(o *options) { o.clock = now })
+}
+
+// WithCapacity sets how many identities one window is expected to hold:
+// each slice's Bloom filters are sized for n/slices identities (spread over
+// 16 partitions). More is not an error: a filter that fills up gets a fresh
+// one chained behind it, counted in [Stats].BloomOverflows, so the
+// false-positive rate holds at the price of memory.
+//
+// Memory: about 1.8 bytes per identity of capacity at the default rate,
+// times (slices+1)/slices because the current slice and the previous
+// slices are all live. 10M identities, 8 slices: 22 MB. Default:
+// 10,000,000.
+func WithCapacity(n int) Option {
+	return optionFunc(func(o *options) { o.capacity = n })
+}
+
+// WithFalsePositiveRate sets the target probability, in (0, 1), that a
+// lookup of an identity never seen reads the store because the Bloom
+// filters said "maybe". A lookup probes the filters of every live slice,
+// so each filter is sized for p/(slices+1): at p = 0.01 and 8 slices, that
+// is 14.2 bits (1.8 bytes) per identity, k = 11. Halving p costs about 0.26
+// bytes per identity more. Default: 0.01.
+func WithFalsePositiveRate(p float64) Option {
+	return optionFunc(func(o *options) { o.fpr = p })
+}
+
+// WithCacheItems sets how many recent outcomes the in-memory cache holds;
+// 0 disables the cache. The cache is advisory: a miss or a dropped entry
+// costs a store read, never a wrong answer.
+//
+// Memory: about 290 bytes per item for short identities and empty results
+// (ristretto's own ~155 bytes, the entry, the identity key), plus 10
+// counters per item at about 0.5 byte each. 100,000 items: 29 MB. Default:
+// 100,000.
+func WithCacheItems(n int) Option {
+	return optionFunc(func(o *options) { o.cacheItems = n })
+}
+
+// WithLockTimeout sets how long [Open] waits for the file lock held by
+// another process (or another Store in this process) before failing with
+// [ErrLocked]. Default: 2s.
+func WithLockTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.lockTimeout = d })
+}
+
+// UnsafeNoSync makes the disk store skip fsync at commit. THIS IS UNSAFE:
+// a commit then survives a crash of the process (the page cache survives)
+// but not a crash of the machine or a power loss, after which the file may
+// miss commits that were acknowledged, or be corrupt. Use it for tests and
+// throwaway state only. [Stats].UnsafeNoSync reports it. No effect on
+// [NewMemory].
+func UnsafeNoSync() Option {
+	return optionFunc(func(o *options) { o.noSync = true })
+}
