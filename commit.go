@@ -1,5 +1,7 @@
 package onceflow
 
+import "time"
+
 // Record is one event's entry in a commit: its final outcome and the
 // effects its handler wrote.
 type Record struct {
@@ -14,8 +16,13 @@ type Record struct {
 	// Writes and Outbox are the handler's transactional effects.
 	Writes []StateWrite
 	Outbox []Message
-	// Raw is the event's original bytes; stored only for dead letters.
-	Raw []byte
+	// DeadLetter, when set, is stored in the dead-letter bucket in the
+	// same transaction; Outcome.Status is then StatusDeadLettered.
+	DeadLetter *DeadLetter
+	// Redrive marks the outcome of a redriven dead letter: it replaces a
+	// stored dead-lettered outcome (any other stored outcome still wins),
+	// and the dead letter's Redriven time is set in the same transaction.
+	Redrive bool
 }
 
 // Checkpoint is a named value stored in the same transaction as a batch of
@@ -37,4 +44,29 @@ func (b *CommitBatch) Reset() {
 	b.Records = b.Records[:0]
 	clear(b.Checkpoints)
 	b.Checkpoints = b.Checkpoints[:0]
+}
+
+// DeadLetter is the durable record of an event the pipeline gave up on: the
+// retry policy gave up, the error was permanent, the handler panicked, or
+// its sequence conflicted. It is stored in the same transaction that marks
+// the identity dead-lettered, and a redelivered copy of the event does not
+// run the handler again; Redrive re-processes it exactly once.
+type DeadLetter struct {
+	ID Identity
+	// Raw is the event's original bytes (nil for an event built in code:
+	// then Event holds the attributes needed to redrive it).
+	Raw []byte
+	// Reason is a stable class: see the retry package's Reason constants.
+	Reason string
+	// Error is the text of the last error (for a panic, the panic value).
+	// It never includes the payload unless the handler put it there.
+	Error string
+	// Stack is the handler's stack for a panic.
+	Stack []byte
+	// Attempts is how many times the handler ran.
+	Attempts uint32
+	// FirstAttempt and LastAttempt bound the attempts.
+	FirstAttempt, LastAttempt time.Time
+	// Redriven is when the event was redriven and done, zero before.
+	Redriven time.Time
 }

@@ -21,7 +21,7 @@ const module = "github.com/onceflow/onceflow"
 // Changing this table is a design decision: say why in the commit.
 var allowed = map[string][]string{
 	".":        {},
-	"stage":    {module, "github.com/cespare/xxhash/v2"},
+	"stage":    {module, module + "/retry", "github.com/cespare/xxhash/v2"},
 	"retry":    {},
 	"pipeline": {module, module + "/stage", module + "/retry"},
 	"dedup": {module, "go.etcd.io/bbolt", "go.etcd.io/bbolt/errors",

@@ -66,7 +66,7 @@
 // # Handler panics
 //
 // A handler panic is recovered on the worker: that event fails with a
-// *stage.PanicError holding the stack (the event's payload is never
+// *retry.PanicError holding the stack (the event's payload is never
 // logged), its effects are discarded, and the worker goes on with the next
 // event. No goroutine is lost and Shutdown is not delayed.
 //

@@ -10,7 +10,7 @@ import (
 
 	onceflow "github.com/onceflow/onceflow"
 	"github.com/onceflow/onceflow/pipeline"
-	"github.com/onceflow/onceflow/stage"
+	"github.com/onceflow/onceflow/retry"
 )
 
 func nop(context.Context, *onceflow.Event, *onceflow.Effects) ([]byte, error) { return nil, nil }
@@ -227,7 +227,7 @@ func TestOversizedEventAcceptedWhenEmpty(t *testing.T) {
 }
 
 // TestHandlerPanic: the policy is that a panic fails that event (its Ack
-// carries a *stage.PanicError with the stack) and the worker goes on.
+// carries a *retry.PanicError with the stack) and the worker goes on.
 func TestHandlerPanic(t *testing.T) {
 	var a acks
 	p, err := pipeline.New(func(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
@@ -252,9 +252,9 @@ func TestHandlerPanic(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("%d acks, want 3", len(got))
 	}
-	var pe *stage.PanicError
+	var pe *retry.PanicError
 	if !errors.As(got[1].Err, &pe) || len(pe.Stack) == 0 {
-		t.Fatalf("ack of the panicking event = %v, want a *stage.PanicError with a stack", got[1].Err)
+		t.Fatalf("ack of the panicking event = %v, want a *retry.PanicError with a stack", got[1].Err)
 	}
 	if got[0].Err != nil || got[2].Err != nil || string(got[2].Outcome.Result) != "ok" {
 		t.Fatalf("other events: %+v / %+v", got[0], got[2])

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/retry"
 )
 
 // Func handles one event. It runs on the shard worker that owns ev's key:
@@ -67,31 +68,15 @@ func Shard(key string, shards int) int {
 	return int(xxhash.Sum64String(key) % uint64(shards))
 }
 
-// PanicError is the error a [Call] returns when its Func panicked. Its
-// message holds the panic value (cut to 200 bytes), never the event.
-type PanicError struct {
-	// Value is what was passed to panic.
-	Value any
-	// Stack is the goroutine's stack at the panic.
-	Stack []byte
-}
-
-func (e *PanicError) Error() string {
-	s := fmt.Sprint(e.Value)
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return "stage: handler panicked: " + s
-}
-
-// Call runs f on ev and fx and turns a panic into a *PanicError, so that one
+// Call runs f on ev and fx and turns a panic into a *retry.PanicError (with
+// the stack; classified as retry.ClassPanic), so that one
 // bad event cannot take the worker (and every key it owns) down. A result
 // larger than onceflow.MaxResultBytes is an error wrapping
 // onceflow.ErrResultTooLarge.
 func Call(ctx context.Context, f Func, ev *onceflow.Event, fx *onceflow.Effects) (res []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			res, err = nil, &PanicError{Value: v, Stack: debug.Stack()}
+			res, err = nil, &retry.PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
 	res, err = f(ctx, ev, fx)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/retry"
 	"github.com/onceflow/onceflow/stage"
 )
 
@@ -14,7 +15,7 @@ func TestCallRecoversPanic(t *testing.T) {
 	f := func(context.Context, *onceflow.Event, *onceflow.Effects) ([]byte, error) { panic("kaboom") }
 	var fx onceflow.Effects
 	_, err := stage.Call(context.Background(), f, &onceflow.Event{Source: "s", ID: "i"}, &fx)
-	var pe *stage.PanicError
+	var pe *retry.PanicError
 	if !errors.As(err, &pe) || !strings.Contains(pe.Error(), "kaboom") || len(pe.Stack) == 0 {
 		t.Fatalf("Call = %v, want a *PanicError with value and stack", err)
 	}
