@@ -6,15 +6,14 @@ import (
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
-	"github.com/onceflow/onceflow/stage"
 )
 
-// entry kinds: what the committer does with an event of a handled batch.
+// entry kinds: what happens to an event of a handled batch.
 const (
-	kindCommit  = iota // handler succeeded: commit the record, then ack
-	kindDup            // duplicate: ack with the outcome once the batch's group committed
-	kindNack           // not done: nack once the group is decided (keeps per-key ack order)
-	kindAbandon        // not sent to the committer (used only when abandoning)
+	kindCommit = iota // final outcome to commit (done or dead-lettered), then ack
+	kindDup           // duplicate: ack with the first outcome after the group commits
+	kindNack          // not done: nack once the group is decided (keeps per-key ack order)
+	kindFinal         // final outcome without a store: ack at once
 )
 
 type entry struct {
@@ -23,6 +22,7 @@ type entry struct {
 	outcome onceflow.Outcome
 	err     error
 	rec     onceflow.Record
+	dl      *onceflow.DeadLetter // kindFinal only; with a store it is rec.DeadLetter
 }
 
 // outBatch is one shard's handled batch on its way to the committer and,
@@ -32,6 +32,11 @@ type outBatch struct {
 	s       *shard
 	entries []entry
 	bytes   int
+}
+
+func (ob *outBatch) add(e entry) {
+	ob.bytes += e.it.size
+	ob.entries = append(ob.entries, e)
 }
 
 func (p *Pipeline) getOutBatch(s *shard) *outBatch {
@@ -63,79 +68,6 @@ func (r shardState) ReadState(key []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("%w: reading state: %w", onceflow.ErrStorage, err)
 	}
 	return v, ok, nil
-}
-
-// dedup handles a batch with a store: a copy whose identity is pending in
-// this shard or committed is a duplicate; the first copy claims its
-// identity, runs the handler, and goes to the committer.
-func (s *shard) dedup(ctx context.Context) {
-	p := s.p
-	now := p.cfg.now()
-	ob := p.getOutBatch(s)
-	var handled, failed, dups uint64
-	for i := range s.batch {
-		it := s.batch[i]
-		ob.bytes += it.size
-		if ctx.Err() != nil {
-			ob.entries = append(ob.entries, entry{it: it, kind: kindNack, err: abandonCause(ctx)})
-			failed++
-			continue
-		}
-		id := it.ev.Identity()
-		if c, ok := s.pending[id]; ok {
-			out := c.outcome
-			out.Duplicate = true
-			ob.entries = append(ob.entries, entry{it: it, kind: kindDup, outcome: out})
-			dups++
-			continue
-		}
-		out, found, err := p.cfg.store.Lookup(id)
-		if err != nil {
-			ob.entries = append(ob.entries, entry{it: it, kind: kindNack, err: fmt.Errorf("%w: lookup: %w", onceflow.ErrStorage, err)})
-			failed++
-			continue
-		}
-		if found {
-			out.Duplicate = true
-			ob.entries = append(ob.entries, entry{it: it, kind: kindDup, outcome: out})
-			dups++
-			continue
-		}
-		s.fx.Reset(it.ev, s.stateReader)
-		res, err := stage.Call(ctx, p.h, it.ev, &s.fx)
-		if err != nil {
-			ob.entries = append(ob.entries, entry{it: it, kind: kindNack, err: err})
-			failed++
-			continue
-		}
-		out = onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1, FirstSeen: now, Result: res}
-		rec := onceflow.Record{ID: id, Outcome: out}
-		if w := s.fx.Writes(); len(w) > 0 {
-			rec.Writes = append([]onceflow.StateWrite(nil), w...)
-			for _, sw := range rec.Writes {
-				s.overlay[string(sw.Key)] = overlayEntry{ob: ob, value: sw.Value, del: sw.Delete}
-			}
-		}
-		if m := s.fx.Outbox(); len(m) > 0 {
-			rec.Outbox = append([]onceflow.Message(nil), m...)
-		}
-		ob.entries = append(ob.entries, entry{it: it, kind: kindCommit, outcome: out, rec: rec})
-		s.pending[id] = claim{ob: ob, outcome: out}
-		handled++
-	}
-	s.handled.Add(handled)
-	s.failed.Add(failed)
-	s.duplicates.Add(dups)
-	clear(s.batch)
-	s.batch = s.batch[:0]
-	select {
-	case p.commitCh <- ob:
-	case <-ctx.Done():
-		// The committer is draining commitCh until Run closes it, so the
-		// send above cannot block forever; but once the run is cancelled
-		// the batch must not commit.
-		s.nackOut(ob, abandonCause(ctx))
-	}
 }
 
 // committed is the notice that ob's group committed: release the claims and
@@ -265,11 +197,11 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 			e := &ob.entries[i]
 			if e.kind == kindNack {
 				nacked++
-				p.deliver(&e.it, onceflow.Outcome{}, e.err)
+				p.deliverEntry(e, onceflow.Outcome{}, e.err)
 				continue
 			}
 			acked++
-			p.deliver(&e.it, e.outcome, nil)
+			p.deliverEntry(e, e.outcome, nil)
 		}
 		ob.s.acked.Add(acked)
 		ob.s.nacked.Add(nacked)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/retry"
 )
 
 // Option configures a Pipeline. Options are applied in order by [New].
@@ -24,6 +25,9 @@ type Ack struct {
 	// Outcome is the event's final outcome when Err is nil. For a duplicate
 	// it is the first copy's outcome with Duplicate set.
 	Outcome onceflow.Outcome
+	// DeadLetter is set, with Outcome.Status StatusDeadLettered, for the
+	// delivery that was dead-lettered (not for its later duplicates).
+	DeadLetter *onceflow.DeadLetter
 	// Err is nil when the outcome is final (committed, when the pipeline
 	// has a store). Otherwise the event is not done — the handler failed,
 	// the pipeline was cancelled or hit a fatal error — and its source
@@ -59,6 +63,11 @@ type config struct {
 	groupDelay  time.Duration
 	logger      *slog.Logger
 	now         func() time.Time
+	retry       *retry.Policy
+	budget      *retry.Budget
+	budgetWhen  retry.BudgetPolicy
+	seed        uint64
+	seeded      bool
 }
 
 func defaults() config {
@@ -207,6 +216,48 @@ func WithClock(now func() time.Time) Option {
 			return fmt.Errorf("pipeline: WithClock(nil)")
 		}
 		c.now = now
+		return nil
+	})
+}
+
+// WithRetry retries failed attempts in the pipeline by policy p, and
+// dead-letters the event when p gives up (or the error is permanent, or the
+// handler panicked): the dead-letter record is committed with the outcome
+// dead_lettered, and later copies do not run the handler. While an event of
+// key K waits for its next attempt, later events of K wait behind it and
+// other keys keep flowing; waiting events count against the queue limits.
+// Without WithRetry a failed attempt is acknowledged with its error at once
+// (a negative acknowledgement: the source should redeliver).
+func WithRetry(p retry.Policy) Option {
+	return optionFunc(func(c *config) error {
+		p = p.WithDefaults()
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("pipeline: WithRetry: %w", err)
+		}
+		c.retry = &p
+		return nil
+	})
+}
+
+// WithRetryBudget shares b across the shards: each retry takes a token;
+// when none is left, the retry waits for the next token or the event is
+// dead-lettered with reason budget_exhausted, as when says. Requires
+// WithRetry. b's state is in Stats().Budget.
+func WithRetryBudget(b *retry.Budget, when retry.BudgetPolicy) Option {
+	return optionFunc(func(c *config) error {
+		if b == nil {
+			return fmt.Errorf("pipeline: WithRetryBudget(nil)")
+		}
+		c.budget, c.budgetWhen = b, when
+		return nil
+	})
+}
+
+// WithSeed seeds the per-shard random sources used for retry jitter, so a
+// run's retry delays can be reproduced (default: a seed from the clock).
+func WithSeed(seed uint64) Option {
+	return optionFunc(func(c *config) error {
+		c.seed, c.seeded = seed, true
 		return nil
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	onceflow "github.com/onceflow/onceflow"
 	"github.com/onceflow/onceflow/stage"
@@ -80,6 +81,12 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 	}
 	if cfg.sink != nil && cfg.store == nil {
 		return nil, errors.New("pipeline: WithSink requires WithStore")
+	}
+	if cfg.budget != nil && cfg.retry == nil {
+		return nil, errors.New("pipeline: WithRetryBudget requires WithRetry")
+	}
+	if !cfg.seeded {
+		cfg.seed = uint64(time.Now().UnixNano())
 	}
 	if cfg.queueEvents < cfg.shards {
 		return nil, fmt.Errorf("pipeline: queue limit of %d events is less than one per shard (%d shards)", cfg.queueEvents, cfg.shards)
@@ -225,10 +232,25 @@ func (p *Pipeline) fail(err error) {
 
 // deliver hands one acknowledgement to the callback and to Do's waiter.
 func (p *Pipeline) deliver(it *item, out onceflow.Outcome, err error) {
+	p.deliverAck(it, Ack{Event: it.ev, Outcome: out, Err: err})
+}
+
+// deliverEntry acknowledges a handled entry, with its dead letter if any.
+func (p *Pipeline) deliverEntry(e *entry, out onceflow.Outcome, err error) {
+	a := Ack{Event: e.it.ev, Outcome: out, Err: err}
+	if err == nil {
+		if a.DeadLetter = e.dl; a.DeadLetter == nil {
+			a.DeadLetter = e.rec.DeadLetter
+		}
+	}
+	p.deliverAck(&e.it, a)
+}
+
+func (p *Pipeline) deliverAck(it *item, a Ack) {
 	if p.cfg.ack != nil {
-		p.cfg.ack(Ack{Event: it.ev, Outcome: out, Err: err})
+		p.cfg.ack(a)
 	}
 	if it.w != nil {
-		it.w <- Ack{Event: it.ev, Outcome: out, Err: err} // capacity 1, one send: never blocks
+		it.w <- a // capacity 1, one send: never blocks
 	}
 }

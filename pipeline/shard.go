@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
-	"github.com/onceflow/onceflow/stage"
 )
 
 // item is one accepted event waiting in a shard's intake.
 type item struct {
-	ev   *onceflow.Event
-	size int
-	w    chan Ack // Do's waiter; nil for Submit
+	ev      *onceflow.Event
+	size    int
+	w       chan Ack // Do's waiter; nil for Submit
+	redrive bool     // a dead letter being redriven
 }
 
 // shard is one key-sharded worker and its intake.
@@ -50,11 +51,14 @@ type shard struct {
 	linger      *time.Timer
 	lingerArmed bool
 
-	handled    atomic.Uint64
-	failed     atomic.Uint64
-	duplicates atomic.Uint64
-	acked      atomic.Uint64
-	nacked     atomic.Uint64
+	handled      atomic.Uint64
+	failed       atomic.Uint64
+	duplicates   atomic.Uint64
+	acked        atomic.Uint64
+	nacked       atomic.Uint64
+	retries      atomic.Uint64
+	deadLettered atomic.Uint64
+	parkedGauge  atomic.Int64
 
 	// Owned by the worker goroutine.
 	batch       []item
@@ -63,6 +67,11 @@ type shard struct {
 	pending     map[onceflow.Identity]claim // handled, not yet committed
 	overlay     map[string]overlayEntry     // state written by pending events
 	stateReader shardState
+	parked      map[string]*keyQueue // keys waiting for a retry
+	parkedCount int                  // events in parked
+	due         retryHeap
+	retryTimer  *time.Timer
+	rnd         *rand.Rand
 }
 
 // claim marks an identity handled by this shard and not yet committed: a
@@ -80,14 +89,18 @@ type overlayEntry struct {
 
 func newShard(p *Pipeline, idx, maxEvents, maxBytes int) *shard {
 	s := &shard{
-		p:         p,
-		idx:       idx,
-		maxEvents: maxEvents,
-		maxBytes:  maxBytes,
-		wake:      make(chan struct{}, 1),
-		linger:    time.NewTimer(time.Hour),
+		p:          p,
+		idx:        idx,
+		maxEvents:  maxEvents,
+		maxBytes:   maxBytes,
+		wake:       make(chan struct{}, 1),
+		linger:     time.NewTimer(time.Hour),
+		retryTimer: time.NewTimer(time.Hour),
+		parked:     make(map[string]*keyQueue),
+		rnd:        rand.New(rand.NewPCG(p.cfg.seed, uint64(idx))),
 	}
 	s.linger.Stop()
+	s.retryTimer.Stop()
 	if p.cfg.store != nil {
 		s.pending = make(map[onceflow.Identity]claim)
 		s.overlay = make(map[string]overlayEntry)
@@ -241,8 +254,8 @@ func (s *shard) abandon(cause error) {
 // closed and drained, or ctx is done.
 func (s *shard) next(ctx context.Context) bool {
 	s.mu.Lock()
-	for s.items.len() == 0 && len(s.notices) == 0 {
-		if s.closed {
+	for s.items.len() == 0 && len(s.notices) == 0 && !s.retryReady() {
+		if s.closed && len(s.parked) == 0 {
 			s.mu.Unlock()
 			return false
 		}
@@ -251,6 +264,7 @@ func (s *shard) next(ctx context.Context) bool {
 		select {
 		case <-s.wake:
 		case <-s.linger.C:
+		case <-s.retryTimer.C:
 		case <-ctx.Done():
 			return false
 		}
@@ -270,85 +284,10 @@ func (s *shard) next(ctx context.Context) bool {
 	return true
 }
 
-// run is the worker goroutine. Run owns it and waits for it.
-func (s *shard) run(ctx context.Context) {
-	for s.next(ctx) {
-		for _, ob := range s.spare {
-			s.committed(ob)
-		}
-		clear(s.spare)
-		if ctx.Err() != nil {
-			s.nackBatch(ctx)
-			break
-		}
-		if len(s.batch) == 0 {
-			continue
-		}
-		if s.p.cfg.store == nil {
-			s.passThrough(ctx)
-		} else {
-			s.dedup(ctx)
-		}
-	}
-	if ctx.Err() != nil {
-		s.abandon(abandonCause(ctx))
-	}
-}
-
 func abandonCause(ctx context.Context) error {
 	cause := context.Cause(ctx)
 	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %w", ErrAbandoned, cause)
 	}
 	return fmt.Errorf("%w: pipeline failed: %w", ErrAbandoned, cause)
-}
-
-func (s *shard) nackBatch(ctx context.Context) {
-	cause := abandonCause(ctx)
-	bytes := 0
-	for i := range s.batch {
-		bytes += s.batch[i].size
-		s.p.deliver(&s.batch[i], onceflow.Outcome{}, cause)
-	}
-	s.nacked.Add(uint64(len(s.batch)))
-	s.failed.Add(uint64(len(s.batch)))
-	s.release(len(s.batch), bytes, nil)
-	clear(s.batch)
-	s.batch = s.batch[:0]
-}
-
-// passThrough handles a batch without a store: every delivery runs the
-// handler and is acknowledged at once.
-func (s *shard) passThrough(ctx context.Context) {
-	now := s.p.cfg.now()
-	var handled, failed uint64
-	bytes := 0
-	for i := range s.batch {
-		it := &s.batch[i]
-		bytes += it.size
-		if ctx.Err() != nil {
-			failed++
-			s.p.deliver(it, onceflow.Outcome{}, abandonCause(ctx))
-			continue
-		}
-		s.fx.Reset(it.ev, nil)
-		res, err := stage.Call(ctx, s.p.h, it.ev, &s.fx)
-		if err == nil && !s.fx.Empty() {
-			err = ErrNoStore
-		}
-		if err != nil {
-			failed++
-			s.p.deliver(it, onceflow.Outcome{}, err)
-			continue
-		}
-		handled++
-		s.p.deliver(it, onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1, FirstSeen: now, Result: res}, nil)
-	}
-	s.handled.Add(handled)
-	s.failed.Add(failed)
-	s.acked.Add(handled)
-	s.nacked.Add(failed)
-	s.release(len(s.batch), bytes, nil)
-	clear(s.batch)
-	s.batch = s.batch[:0]
 }

@@ -1,6 +1,10 @@
 package pipeline
 
-import "time"
+import (
+	"time"
+
+	"github.com/onceflow/onceflow/retry"
+)
 
 // Stats are counters of a pipeline since New. Counts are of deliveries
 // (events as submitted), not identities.
@@ -26,6 +30,13 @@ type Stats struct {
 	// wrote, and CommitTime the total time spent in them.
 	Commits, CommittedEvents uint64
 	CommitTime               time.Duration
+	// Retries counts attempts scheduled after a failure; DeadLettered
+	// counts events given up on; Parked is the number of events waiting
+	// behind (or for) a retry right now.
+	Retries, DeadLettered uint64
+	Parked                int64
+	// Budget is the retry budget's state (zero without WithRetryBudget).
+	Budget retry.BudgetStats
 }
 
 // EventsPerCommit returns the mean group-commit size.
@@ -53,6 +64,12 @@ func (p *Pipeline) Stats() Stats {
 		st.Duplicates += s.duplicates.Load()
 		st.Acked += s.acked.Load()
 		st.Nacked += s.nacked.Load()
+		st.Retries += s.retries.Load()
+		st.DeadLettered += s.deadLettered.Load()
+		st.Parked += s.parkedGauge.Load()
+	}
+	if p.cfg.budget != nil {
+		st.Budget = p.cfg.budget.Stats()
 	}
 	st.Commits = p.commits.Load()
 	st.CommittedEvents = p.committedEvents.Load()

@@ -1,0 +1,319 @@
+package pipeline
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/retry"
+	"github.com/onceflow/onceflow/stage"
+)
+
+// pitem is an event with its attempt state while it waits or retries.
+type pitem struct {
+	item
+	attempts int
+	first    time.Time // first attempt
+	lastErr  error
+}
+
+// keyQueue holds the events of one key parked behind an event that waits
+// for its next attempt: per-key order holds, and other keys of the shard
+// keep flowing. items[0] is the waiting event. The shard's budget counts
+// every parked event, so parking never grows beyond it.
+type keyQueue struct {
+	key   string
+	items []pitem
+	due   time.Time
+	index int // in the shard's retry heap
+}
+
+// retryHeap orders waiting keys by due time.
+type retryHeap []*keyQueue
+
+func (h retryHeap) Len() int           { return len(h) }
+func (h retryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h retryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *retryHeap) Push(x any) { q := x.(*keyQueue); q.index = len(*h); *h = append(*h, q) }
+func (h *retryHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return q
+}
+
+// run is the worker goroutine. Run owns it and waits for it. Each round it
+// handles the keys whose retry is due, then a batch from the intake, and
+// hands the results on (to the committer with a store, else acknowledges
+// them itself).
+func (s *shard) run(ctx context.Context) {
+	for s.next(ctx) {
+		for _, ob := range s.spare {
+			s.committed(ob)
+		}
+		clear(s.spare)
+		s.work(ctx)
+	}
+	if ctx.Err() != nil {
+		cause := abandonCause(ctx)
+		s.abandon(cause)
+		s.abandonParked(cause)
+	}
+}
+
+// retryReady reports whether a waiting key is due. Worker only.
+func (s *shard) retryReady() bool {
+	return len(s.due) > 0 && !s.due[0].due.After(s.p.cfg.now())
+}
+
+// armRetry sets the retry timer for the earliest waiting key. Worker only.
+func (s *shard) armRetry() {
+	s.retryTimer.Stop()
+	if len(s.due) > 0 {
+		s.retryTimer.Reset(max(s.due[0].due.Sub(s.p.cfg.now()), 0))
+	}
+	s.parkedGauge.Store(int64(s.parkedCount))
+}
+
+func (s *shard) work(ctx context.Context) {
+	p := s.p
+	ob := p.getOutBatch(s)
+	now := p.cfg.now()
+	for s.retryReady() {
+		kq := heap.Pop(&s.due).(*keyQueue)
+		s.resume(ctx, kq, ob, now)
+	}
+	for i := range s.batch {
+		pi := pitem{item: s.batch[i]}
+		if len(s.parked) > 0 {
+			if kq := s.parked[pi.ev.Key()]; kq != nil {
+				kq.items = append(kq.items, pi)
+				s.parkedCount++
+				continue
+			}
+		}
+		if retry, delay := s.handle(ctx, &pi, ob, now); retry {
+			kq := &keyQueue{key: pi.ev.Key(), items: []pitem{pi}, due: now.Add(delay)}
+			s.parked[kq.key] = kq
+			s.parkedCount++
+			heap.Push(&s.due, kq)
+		}
+	}
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	s.armRetry()
+	s.finish(ctx, ob)
+}
+
+// resume retries kq's waiting event, then handles the events parked behind
+// it in order, until one has to wait again or the queue is empty.
+func (s *shard) resume(ctx context.Context, kq *keyQueue, ob *outBatch, now time.Time) {
+	for len(kq.items) > 0 {
+		if retry, delay := s.handle(ctx, &kq.items[0], ob, now); retry {
+			kq.due = now.Add(delay)
+			heap.Push(&s.due, kq)
+			return
+		}
+		kq.items[0] = pitem{}
+		kq.items = kq.items[1:]
+		s.parkedCount--
+	}
+	delete(s.parked, kq.key)
+}
+
+// handle runs one attempt for pi and records the result in ob, unless the
+// event must wait for another attempt: then it returns true and the delay.
+func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Time) (bool, time.Duration) {
+	p := s.p
+	it := pi.item
+	if ctx.Err() != nil {
+		ob.add(entry{it: it, kind: kindNack, err: abandonCause(ctx)})
+		s.failed.Add(1)
+		return false, 0
+	}
+	id := it.ev.Identity()
+	if p.cfg.store != nil && pi.attempts == 0 {
+		if c, ok := s.pending[id]; ok {
+			out := c.outcome
+			out.Duplicate = true
+			ob.add(entry{it: it, kind: kindDup, outcome: out})
+			s.duplicates.Add(1)
+			return false, 0
+		}
+		out, found, err := p.cfg.store.Lookup(id)
+		if err != nil {
+			ob.add(entry{it: it, kind: kindNack, err: fmt.Errorf("%w: lookup: %w", onceflow.ErrStorage, err)})
+			s.failed.Add(1)
+			return false, 0
+		}
+		if found && !(it.redrive && out.Status == onceflow.StatusDeadLettered) {
+			out.Duplicate = true
+			ob.add(entry{it: it, kind: kindDup, outcome: out})
+			s.duplicates.Add(1)
+			return false, 0
+		}
+	}
+	if pi.attempts == 0 {
+		pi.first = now
+	}
+	pi.attempts++
+	actx, cancel := ctx, context.CancelFunc(nil)
+	if p.cfg.retry != nil && p.cfg.retry.AttemptTimeout > 0 {
+		actx, cancel = p.cfg.retry.AttemptContext(ctx)
+	}
+	var reader onceflow.StateReader
+	if p.cfg.store != nil {
+		reader = s.stateReader
+	}
+	s.fx.Reset(it.ev, reader)
+	res, err := stage.Call(actx, p.h, it.ev, &s.fx)
+	if cancel != nil {
+		cancel()
+	}
+	if err == nil && p.cfg.store == nil && !s.fx.Empty() {
+		err = retry.Permanent(ErrNoStore)
+	}
+	if err == nil {
+		out := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: uint32(pi.attempts), FirstSeen: pi.first, Result: res}
+		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive}
+		s.addEffects(&rec, ob)
+		s.finished(it, id, out, rec, ob)
+		s.handled.Add(1)
+		return false, 0
+	}
+	pi.lastErr = err
+	if ctx.Err() != nil { // stopping, not failing: redeliver, never dead-letter
+		ob.add(entry{it: it, kind: kindNack, err: fmt.Errorf("%w: %w", abandonCause(ctx), err)})
+		s.failed.Add(1)
+		return false, 0
+	}
+	if p.cfg.retry == nil {
+		ob.add(entry{it: it, kind: kindNack, err: err})
+		s.failed.Add(1)
+		return false, 0
+	}
+	d := p.cfg.retry.Next(pi.attempts, pi.first, p.cfg.now(), err, s.rnd)
+	if d.Retry && p.cfg.budget != nil {
+		d = p.cfg.budget.Admit(d, p.cfg.budgetWhen)
+	}
+	if d.Retry {
+		s.retries.Add(1)
+		return true, d.Delay
+	}
+	s.deadLetter(pi, id, d.Reason, err, ob, now)
+	return false, 0
+}
+
+// finished records a final outcome: to commit with a store (claiming the
+// identity until the commit), or to acknowledge at once without one.
+func (s *shard) finished(it item, id onceflow.Identity, out onceflow.Outcome, rec onceflow.Record, ob *outBatch) {
+	if s.p.cfg.store == nil {
+		ob.add(entry{it: it, kind: kindFinal, outcome: out, dl: rec.DeadLetter})
+		return
+	}
+	ob.add(entry{it: it, kind: kindCommit, outcome: out, rec: rec})
+	s.pending[id] = claim{ob: ob, outcome: out}
+}
+
+// addEffects copies the handler's effects into rec and into the shard's
+// overlay, so that later events of the key read them before the commit.
+func (s *shard) addEffects(rec *onceflow.Record, ob *outBatch) {
+	if w := s.fx.Writes(); len(w) > 0 {
+		rec.Writes = append([]onceflow.StateWrite(nil), w...)
+		for _, sw := range rec.Writes {
+			s.overlay[string(sw.Key)] = overlayEntry{ob: ob, value: sw.Value, del: sw.Delete}
+		}
+	}
+	if m := s.fx.Outbox(); len(m) > 0 {
+		rec.Outbox = append([]onceflow.Message(nil), m...)
+	}
+}
+
+// deadLetter gives up on pi: its outcome is dead-lettered, with a durable
+// dead-letter record when there is a store.
+func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err error, ob *outBatch, now time.Time) {
+	dl := &onceflow.DeadLetter{
+		ID:           id,
+		Raw:          pi.ev.Raw,
+		Reason:       reason,
+		Error:        err.Error(),
+		Attempts:     uint32(pi.attempts),
+		FirstAttempt: pi.first,
+		LastAttempt:  now,
+	}
+	if pe, ok := asPanic(err); ok {
+		dl.Stack = pe.Stack
+		s.p.cfg.logger.Warn("handler panicked; event dead-lettered", "event", id.String(), "panic", pe.Error())
+	}
+	out := onceflow.Outcome{Status: onceflow.StatusDeadLettered, Attempts: uint32(pi.attempts), FirstSeen: pi.first, ErrorClass: reason}
+	s.finished(pi.item, id, out, onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive}, ob)
+	s.deadLettered.Add(1)
+}
+
+// finish hands ob on: to the committer with a store; else it acknowledges
+// every entry and releases the budget at once.
+func (s *shard) finish(ctx context.Context, ob *outBatch) {
+	p := s.p
+	if len(ob.entries) == 0 {
+		p.putOutBatch(ob)
+		return
+	}
+	if p.cfg.store != nil {
+		select {
+		case p.commitCh <- ob:
+		case <-ctx.Done():
+			// The committer drains commitCh until Run closes it, so the
+			// send cannot block forever; but a cancelled run must not
+			// commit this batch.
+			s.nackOut(ob, abandonCause(ctx))
+		}
+		return
+	}
+	var acked, nacked uint64
+	for i := range ob.entries {
+		e := &ob.entries[i]
+		if e.kind == kindNack {
+			nacked++
+			p.deliverEntry(e, onceflow.Outcome{}, e.err)
+			continue
+		}
+		acked++
+		p.deliverEntry(e, e.outcome, nil)
+	}
+	s.acked.Add(acked)
+	s.nacked.Add(nacked)
+	s.release(len(ob.entries), ob.bytes, nil)
+	p.putOutBatch(ob)
+}
+
+// abandonParked negatively acknowledges every parked event.
+func (s *shard) abandonParked(cause error) {
+	n, bytes := 0, 0
+	for _, kq := range s.parked {
+		for i := range kq.items {
+			n++
+			bytes += kq.items[i].size
+			s.p.deliver(&kq.items[i].item, onceflow.Outcome{}, cause)
+		}
+	}
+	clear(s.parked)
+	s.due = s.due[:0]
+	s.parkedCount = 0
+	s.parkedGauge.Store(0)
+	if n > 0 {
+		s.nacked.Add(uint64(n))
+		s.failed.Add(uint64(n))
+		s.release(n, bytes, nil)
+	}
+}
+
+func asPanic(err error) (*retry.PanicError, bool) {
+	pe, ok := err.(*retry.PanicError)
+	return pe, ok
+}
