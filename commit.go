@@ -23,6 +23,10 @@ type Record struct {
 	// stored dead-lettered outcome (any other stored outcome still wins),
 	// and the dead letter's Redriven time is set in the same transaction.
 	Redrive bool
+	// Release marks the final outcome of an event that was held for
+	// sequence ordering: it replaces a stored held outcome (any other stored
+	// outcome still wins).
+	Release bool
 }
 
 // Checkpoint is a named value stored in the same transaction as a batch of

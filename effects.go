@@ -73,7 +73,9 @@ func (fx *Effects) Reset(ev *Event, r StateReader) {
 }
 
 // StateKey returns the full stored key of the handler key k under the
-// partition key pk: uvarint(len(pk)) | pk | k.
+// partition key pk: uvarint(len(pk)) | pk | k. Since pk is never empty,
+// no state key starts with a zero byte: keys that do are reserved for
+// onceflow's own bookkeeping (such as events held for sequence ordering).
 func StateKey(pk, k string) []byte {
 	b := make([]byte, 0, binary.MaxVarintLen64+len(pk)+len(k))
 	b = binary.AppendUvarint(b, uint64(len(pk)))

@@ -16,6 +16,10 @@ const (
 	// StatusRejected: the event was invalid at ingress (used by tools that
 	// record rejects; the pipeline never stores it).
 	StatusRejected
+	// StatusHeld: the event arrived before its sequence was due and is held
+	// durably until the gap before it is filled (sequence ordering). It is
+	// replaced by the event's final outcome when it is released.
+	StatusHeld
 )
 
 // String returns the lower-case name of s.
@@ -27,6 +31,8 @@ func (s Status) String() string {
 		return "dead_lettered"
 	case StatusRejected:
 		return "rejected"
+	case StatusHeld:
+		return "held"
 	default:
 		return "unknown"
 	}
