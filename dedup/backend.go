@@ -19,6 +19,10 @@ type backend interface {
 	// outbox calls fn with the first max outbox entries, in sequence
 	// order; v is valid only during fn.
 	outbox(max int, fn func(seq uint64, v []byte) error) error
+	// list calls fn with at most max entries of the bucket named b whose
+	// keys follow after (all when after is nil), in key order; k and v
+	// are valid only during fn.
+	list(b string, after []byte, max int, fn func(k, v []byte) error) error
 	// deleteOutbox deletes the outbox entries of seqs in one durable
 	// transaction; missing entries are ignored.
 	deleteOutbox(seqs []uint64) error
@@ -43,6 +47,7 @@ type backend interface {
 type writeTx interface {
 	outcome(slice uint64, key []byte) []byte
 	putOutcome(slice uint64, key, v []byte) error
+	deleteOutcome(slice uint64, key []byte) error
 	// slices lists the slices that have an outcome bucket, ascending.
 	slices() ([]uint64, error)
 	deleteSlice(slice uint64) error
@@ -58,6 +63,7 @@ const (
 	bucketState  = "state"  // handler state; key: the full state key
 	bucketOutbox = "outbox" // key: 8-byte big-endian sequence
 	bucketMeta   = "meta"   // the keys below, and checkpoints
+	bucketDead   = "dead"   // dead letters; key: the identity key
 
 	outcomePrefix = "o/" // + 8-byte big-endian slice index
 

@@ -122,6 +122,30 @@ func (be *boltBackend) outbox(max int, fn func(seq uint64, v []byte) error) erro
 	})
 }
 
+func (be *boltBackend) list(bucket string, after []byte, max int, fn func(k, v []byte) error) error {
+	return be.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		k, v := c.First()
+		if after != nil {
+			k, v = c.Seek(after)
+			if k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for n := 0; k != nil && n < max; k, v = c.Next() {
+			if err := fn(k, v); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+}
+
 func (be *boltBackend) deleteOutbox(seqs []uint64) error {
 	return be.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketOutbox))
@@ -251,6 +275,14 @@ func (t *boltTx) putOutcome(slice uint64, key, v []byte) error {
 		return err
 	}
 	return b.Put(key, v)
+}
+
+func (t *boltTx) deleteOutcome(slice uint64, key []byte) error {
+	b, err := t.outcomeBucket(slice, false)
+	if err != nil || b == nil {
+		return err
+	}
+	return b.Delete(key)
 }
 
 func (t *boltTx) slices() ([]uint64, error) {

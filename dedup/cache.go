@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	onceflow "github.com/onceflow/onceflow"
@@ -21,14 +22,13 @@ type outcomeCache struct {
 // cacheEntry is one cached outcome. buf holds the identity key followed by
 // the result, so that an entry costs two allocations.
 type cacheEntry struct {
-	buf          []byte
-	keyLen       int
-	slice        uint64
-	status       onceflow.Status
-	attempts     uint32
-	hasFirstSeen bool
-	firstSeen    int64
-	errorClass   string
+	buf        []byte
+	keyLen     int
+	slice      uint64
+	status     onceflow.Status
+	attempts   uint32
+	firstSeen  time.Time
+	errorClass string
 }
 
 func newCache(items int) (*outcomeCache, error) {
@@ -60,11 +60,10 @@ func (c *outcomeCache) get(h uint64, key []byte, low uint64) (onceflow.Outcome, 
 		return onceflow.Outcome{}, false
 	}
 	rec := record{
-		status:       e.status,
-		attempts:     e.attempts,
-		hasFirstSeen: e.hasFirstSeen,
-		firstSeen:    e.firstSeen,
-		errorClass:   e.errorClass,
+		status:     e.status,
+		attempts:   e.attempts,
+		firstSeen:  e.firstSeen,
+		errorClass: e.errorClass,
 	}
 	if len(e.buf) > e.keyLen {
 		rec.result = e.buf[e.keyLen:]
@@ -81,15 +80,21 @@ func (c *outcomeCache) set(h uint64, key []byte, slice uint64, rec *record) {
 	buf := make([]byte, 0, len(key)+len(rec.result))
 	buf = append(append(buf, key...), rec.result...)
 	c.c.Set(h, &cacheEntry{
-		buf:          buf,
-		keyLen:       len(key),
-		slice:        slice,
-		status:       rec.status,
-		attempts:     rec.attempts,
-		hasFirstSeen: rec.hasFirstSeen,
-		firstSeen:    rec.firstSeen,
-		errorClass:   rec.errorClass,
+		buf:        buf,
+		keyLen:     len(key),
+		slice:      slice,
+		status:     rec.status,
+		attempts:   rec.attempts,
+		firstSeen:  rec.firstSeen,
+		errorClass: rec.errorClass,
 	}, 1)
+}
+
+// del removes the outcome of the identity with hash h.
+func (c *outcomeCache) del(h uint64) {
+	if c != nil {
+		c.c.Del(h)
+	}
 }
 
 // wait blocks until earlier sets are applied (tests and benchmarks).

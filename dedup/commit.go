@@ -21,11 +21,15 @@ type commitScratch struct {
 	masks  []uint64           // per record: older live slices whose filters may hold it
 	order  []int              // records in the order they are written
 	dup    []bool             // per record: already committed (or earlier in the batch)
+	from   []uint64           // per record: the older slice of the dead-lettered outcome it redrives, or noSlice
 	stored []onceflow.Outcome // per record: the stored outcome when dup
 	vals   []byte             // encoded values, back to back
 	aux    []byte             // other keys written: outbox sequences, checkpoint names
 	writes []onceflow.StateWrite
 }
+
+// noSlice marks the absence of a slice.
+const noSlice = ^uint64(0)
 
 // maxScratch bounds the buffers a commit keeps for the next one.
 const maxScratch = 16 << 20
@@ -60,6 +64,10 @@ func (sc *commitScratch) prepare(b *onceflow.CommitBatch, unsorted bool) {
 	sc.masks = slices.Grow(sc.masks[:0], n)[:n]
 	sc.dup = slices.Grow(sc.dup[:0], n)[:n]
 	clear(sc.dup)
+	sc.from = slices.Grow(sc.from[:0], n)[:n]
+	for i := range sc.from {
+		sc.from[i] = noSlice
+	}
 	sc.stored = slices.Grow(sc.stored[:0], n)[:n]
 	sc.vals = sc.vals[:0]
 	sc.aux = sc.aux[:0]
@@ -87,6 +95,9 @@ func validateBatch(b *onceflow.CommitBatch) error {
 		if r.Outcome.Status == onceflow.StatusUnknown {
 			return fmt.Errorf("%w: record %d (%v): status unknown", ErrInvalidRecord, i, r.ID)
 		}
+		if r.DeadLetter != nil && r.Outcome.Status != onceflow.StatusDeadLettered {
+			return fmt.Errorf("%w: record %d (%v): dead letter with status %v", ErrInvalidRecord, i, r.ID, r.Outcome.Status)
+		}
 		if len(r.Outcome.Result) > onceflow.MaxResultBytes {
 			return fmt.Errorf("dedup: record %d (%v): %d bytes: %w", i, r.ID, len(r.Outcome.Result), onceflow.ErrResultTooLarge)
 		}
@@ -112,13 +123,20 @@ func validateBatch(b *onceflow.CommitBatch) error {
 //
 // Each record's outcome is stored under its identity in the current
 // slice, unless the identity is already committed within the window or
-// earlier in b: then the first outcome stays, the record's Writes and
-// Outbox are discarded (set to nil) and its Outcome is rewritten to the
-// stored one with Duplicate set. The state writes of the other records
-// are applied in batch order (the last write to a key wins), their outbox
-// messages are queued in batch order, the checkpoints are written (the
-// last of a name wins), and the commit counter is bumped, all in the same
-// transaction.
+// earlier in b: then the first outcome stays, the record's Writes,
+// Outbox and DeadLetter are discarded (set to nil) and its Outcome is
+// rewritten to the stored one with Duplicate set. The state writes of the
+// other records are applied in batch order (the last write to a key
+// wins), their outbox messages are queued in batch order, their dead
+// letters are stored (replacing an earlier one of the identity), the
+// checkpoints are written (the last of a name wins), and the commit
+// counter is bumped, all in the same transaction.
+//
+// A record with Redrive set replaces a stored dead-lettered outcome of its
+// identity (any other stored outcome still wins): the new outcome is
+// stored in the current slice, and the stored dead letter's Redriven time
+// is set to the store clock's time, unless the record carries a new dead
+// letter.
 //
 // An error means nothing of b was committed and b is unchanged. Errors:
 // [ErrClosed]; [ErrInvalidRecord] and [onceflow.ErrResultTooLarge] for a
@@ -141,6 +159,7 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	start := time.Now()
+	now := s.opts.clock()
 	cur := s.current()
 	low := s.low(cur)
 	sc := &s.scratch
@@ -170,7 +189,7 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 		if err := s.putRecords(tx, b, cur); err != nil {
 			return err
 		}
-		if err := s.putEffects(tx, b); err != nil {
+		if err := s.putEffects(tx, b, now); err != nil {
 			return err
 		}
 		for _, c := range b.Checkpoints {
@@ -195,11 +214,17 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 		if sc.dup[i] {
 			r.Outcome = sc.stored[i]
 			r.Outcome.Duplicate = true
-			r.Writes, r.Outbox = nil, nil
+			r.Writes, r.Outbox, r.DeadLetter = nil, nil, nil
 			dups++
 			continue
 		}
 		stored++
+		if r.Redrive {
+			// The cache may hold the dead-lettered outcome: Del is
+			// applied at once and ordered before this Set, which may
+			// be dropped (a miss) but never leaves the old outcome.
+			s.cache.del(sc.hashes[i])
+		}
 		rec := recordOf(r)
 		s.cache.set(sc.hashes[i], sc.keys[i], cur, &rec)
 	}
@@ -218,6 +243,11 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 	}
 	if stored > 0 {
 		s.occupancy[cur] += uint64(stored)
+	}
+	for i, from := range sc.from {
+		if from != noSlice && !sc.dup[i] && s.occupancy[from] > 0 {
+			s.occupancy[from]--
+		}
 	}
 	s.occMu.Unlock()
 
@@ -246,10 +276,10 @@ func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) erro
 		// its own writes); the older live slices are read only where
 		// their filters said "maybe", which keeps the common case to one
 		// read next to the write.
-		v := tx.outcome(cur, key)
+		v, at := tx.outcome(cur, key), cur
 		for j := uint64(1); v == nil && j <= s.n && j <= cur; j++ {
 			if sc.masks[i]&(1<<j) != 0 {
-				v = tx.outcome(cur-j, key)
+				v, at = tx.outcome(cur-j, key), cur-j
 			}
 		}
 		if v != nil {
@@ -257,9 +287,19 @@ func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) erro
 			if err != nil {
 				return fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err)
 			}
-			sc.dup[i] = true
-			sc.stored[i] = rec.outcome(true)
-			continue
+			if !b.Records[i].Redrive || rec.status != onceflow.StatusDeadLettered {
+				sc.dup[i] = true
+				sc.stored[i] = rec.outcome(true)
+				continue
+			}
+			// A redrive replaces the dead-lettered outcome, stored anew
+			// in the current slice.
+			if at != cur {
+				if err := tx.deleteOutcome(at, key); err != nil {
+					return err
+				}
+				sc.from[i] = at
+			}
 		}
 		rec := recordOf(&b.Records[i])
 		off := len(sc.vals)
@@ -271,9 +311,9 @@ func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) erro
 	return nil
 }
 
-// putEffects writes the state writes and outbox messages of b's records
-// that are not duplicates.
-func (s *Store) putEffects(tx writeTx, b *onceflow.CommitBatch) error {
+// putEffects writes the state writes, outbox messages and dead letters
+// of b's records that are not duplicates.
+func (s *Store) putEffects(tx writeTx, b *onceflow.CommitBatch, now time.Time) error {
 	sc := &s.scratch
 	for i := range b.Records {
 		if !sc.dup[i] {
@@ -316,6 +356,30 @@ func (s *Store) putEffects(tx writeTx, b *onceflow.CommitBatch) error {
 			if err := tx.put(bucketOutbox, sc.aux[koff:len(sc.aux):len(sc.aux)], sc.vals[voff:len(sc.vals):len(sc.vals)]); err != nil {
 				return err
 			}
+		}
+	}
+	for i := range b.Records {
+		r := &b.Records[i]
+		if sc.dup[i] || (r.DeadLetter == nil && !r.Redrive) {
+			continue
+		}
+		d := r.DeadLetter
+		if d == nil {
+			v := tx.get(bucketDead, sc.keys[i])
+			if v == nil {
+				continue
+			}
+			stored, err := decodeDeadLetter(v)
+			if err != nil {
+				return fmt.Errorf("dead letter of %v: %w", r.ID, err)
+			}
+			stored.Redriven = now
+			d = &stored
+		}
+		off := len(sc.vals)
+		sc.vals = appendDeadLetter(sc.vals, d)
+		if err := tx.put(bucketDead, sc.keys[i], sc.vals[off:len(sc.vals):len(sc.vals)]); err != nil {
+			return err
 		}
 	}
 	return nil

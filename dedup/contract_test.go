@@ -146,7 +146,7 @@ func TestLookupAfterCommit(t *testing.T) {
 		a := done("a", "result-a")
 		dl := onceflow.Record{ID: ident("d"), Outcome: onceflow.Outcome{
 			Status: onceflow.StatusDeadLettered, Attempts: 5, ErrorClass: "timeout",
-		}, Raw: []byte(`{"id":"d"}`)}
+		}, DeadLetter: &onceflow.DeadLetter{Raw: []byte(`{"id":"d"}`), Reason: "exhausted"}}
 		commit(t, s, a, dl)
 
 		for _, want := range []onceflow.Record{a, dl} {
@@ -253,6 +253,100 @@ func TestUncommittedStaysNotFound(t *testing.T) {
 		commit(t, s, done("x", "r"))
 		if _, ok := lookup(t, s, "x"); !ok {
 			t.Error("Lookup(x) after commit: not found")
+		}
+	})
+}
+
+func TestDeadLetters(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k kind) {
+		clk := newClock()
+		s := k.open(t, dedup.WithClock(clk.Now), dedup.WithWindow(8*time.Hour))
+		at := clk.Now()
+		dead := func(id string) onceflow.Record {
+			return onceflow.Record{
+				ID:      ident(id),
+				Outcome: onceflow.Outcome{Status: onceflow.StatusDeadLettered, Attempts: 3, ErrorClass: "permanent"},
+				DeadLetter: &onceflow.DeadLetter{
+					ID: ident(id), Raw: []byte(`{"id":"` + id + `"}`), Reason: "permanent", Error: "boom",
+					Attempts: 3, FirstAttempt: at, LastAttempt: at.Add(time.Second),
+				},
+			}
+		}
+		commit(t, s, dead("a"), dead("b"), done("c", ""))
+		d, ok, err := s.DeadLetter(ident("a"))
+		if err != nil || !ok || d.ID != ident("a") || d.Reason != "permanent" || d.Error != "boom" ||
+			string(d.Raw) != `{"id":"a"}` || d.Attempts != 3 || !d.FirstAttempt.Equal(at) || !d.Redriven.IsZero() {
+			t.Fatalf("DeadLetter(a) = %+v, %v, %v", d, ok, err)
+		}
+		if _, ok, _ := s.DeadLetter(ident("c")); ok {
+			t.Error("DeadLetter(c) of a done identity: found")
+		}
+
+		// A redelivered copy is a duplicate of the dead-lettered outcome;
+		// its dead letter is discarded.
+		again := dead("a")
+		again.DeadLetter.Error = "second"
+		got := commit(t, s, again)
+		if !got[0].Outcome.Duplicate || got[0].Outcome.Status != onceflow.StatusDeadLettered || got[0].DeadLetter != nil {
+			t.Errorf("redelivered dead letter = %+v", got[0])
+		}
+		if d, _, _ := s.DeadLetter(ident("a")); d.Error != "boom" {
+			t.Errorf("dead letter after a duplicate: error %q; want the first", d.Error)
+		}
+
+		// A redrive replaces the dead-lettered outcome once, in a later
+		// slice, and marks the dead letter.
+		clk.Add(2 * time.Hour)
+		redrive := done("a", "redriven")
+		redrive.Redrive = true
+		redrive.Writes = []onceflow.StateWrite{{Key: []byte("a"), Value: []byte("effect")}}
+		again = done("a", "twice")
+		again.Redrive = true
+		got = commit(t, s, redrive, again)
+		if got[0].Outcome.Duplicate || !got[1].Outcome.Duplicate || string(got[1].Outcome.Result) != "redriven" {
+			t.Errorf("redrive: %+v, then %+v; want stored, then a duplicate of it", got[0].Outcome, got[1].Outcome)
+		}
+		if out, ok := lookup(t, s, "a"); !ok || out.Status != onceflow.StatusDone || string(out.Result) != "redriven" {
+			t.Errorf("Lookup(a) after redrive = %+v, %v", out, ok)
+		}
+		if v, _, _ := s.ReadState([]byte("a")); string(v) != "effect" {
+			t.Errorf("state of the redrive = %q", v)
+		}
+		d, _, _ = s.DeadLetter(ident("a"))
+		if !d.Redriven.Equal(clk.Now()) || d.Error != "boom" {
+			t.Errorf("dead letter after redrive: %+v; want Redriven %v", d, clk.Now())
+		}
+		// A redrive of a done identity is a duplicate.
+		redrive = done("c", "x")
+		redrive.Redrive = true
+		if got := commit(t, s, redrive); !got[0].Outcome.Duplicate {
+			t.Error("redrive of a done identity: not a duplicate")
+		}
+		if st := s.Stats(); st.Identities != 3 {
+			t.Errorf("window holds %d identities; want 3 (the redriven one moved)", st.Identities)
+		}
+
+		// Listing, in pages.
+		var ids []string
+		var after onceflow.Identity
+		for {
+			page, err := s.DeadLetters(after, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			ids = append(ids, page[0].ID.ID)
+			after = page[0].ID
+		}
+		if fmt.Sprint(ids) != "[a b]" {
+			t.Errorf("DeadLetters pages: %v; want [a b]", ids)
+		}
+		bad := done("x", "")
+		bad.DeadLetter = &onceflow.DeadLetter{}
+		if err := s.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{bad}}); !errors.Is(err, dedup.ErrInvalidRecord) {
+			t.Errorf("dead letter with status done: %v; want ErrInvalidRecord", err)
 		}
 	})
 }
@@ -557,6 +651,8 @@ func TestClosed(t *testing.T) {
 		_, _, checks["Checkpoint"] = s.Checkpoint("c")
 		checks["Commit"] = s.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{done("b", "")}})
 		_, checks["PendingOutbox"] = s.PendingOutbox(1)
+		_, _, checks["DeadLetter"] = s.DeadLetter(ident("a"))
+		_, checks["DeadLetters"] = s.DeadLetters(onceflow.Identity{}, 1)
 		checks["DeleteOutbox"] = s.DeleteOutbox([]uint64{1})
 		checks["Check"] = s.Check()
 		for name, err := range checks {

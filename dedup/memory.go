@@ -87,6 +87,25 @@ func (m *memBackend) outbox(max int, fn func(seq uint64, v []byte) error) error 
 	return nil
 }
 
+func (m *memBackend) list(b string, after []byte, max int, fn func(k, v []byte) error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for _, k := range slices.Sorted(maps.Keys(m.kv[b])) {
+		if n >= max {
+			break
+		}
+		if after != nil && k <= string(after) {
+			continue
+		}
+		if err := fn([]byte(k), m.kv[b][k]); err != nil {
+			return err
+		}
+		n++
+	}
+	return nil
+}
+
 func (m *memBackend) deleteOutbox(seqs []uint64) error {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
@@ -134,6 +153,11 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 	defer m.mu.Unlock()
 	for slice := range tx.dropped {
 		delete(m.outcomes, slice)
+	}
+	for slice, keys := range tx.deletes {
+		for k := range keys {
+			delete(m.outcomes[slice], k)
+		}
 	}
 	for slice, kvs := range tx.outcomes {
 		b := m.outcomes[slice]
@@ -205,6 +229,7 @@ func (m *memBackend) check() error {
 type memTx struct {
 	m        *memBackend
 	outcomes map[uint64]map[string][]byte
+	deletes  map[uint64]map[string]bool // outcomes deleted from the backend's buckets
 	dropped  map[uint64]bool
 	kv       map[string]map[string]*[]byte // nil value: deleted
 	outbox   []memOutbox
@@ -220,7 +245,7 @@ func (t *memTx) outcome(slice uint64, key []byte) []byte {
 	if v, ok := t.outcomes[slice][string(key)]; ok {
 		return v
 	}
-	if t.dropped[slice] {
+	if t.dropped[slice] || t.deletes[slice][string(key)] {
 		return nil
 	}
 	return t.m.outcomes[slice][string(key)]
@@ -236,6 +261,19 @@ func (t *memTx) putOutcome(slice uint64, key, v []byte) error {
 		t.outcomes[slice] = b
 	}
 	b[string(key)] = slices.Clone(v)
+	delete(t.deletes[slice], string(key))
+	return nil
+}
+
+func (t *memTx) deleteOutcome(slice uint64, key []byte) error {
+	if t.deletes == nil {
+		t.deletes = make(map[uint64]map[string]bool)
+	}
+	if t.deletes[slice] == nil {
+		t.deletes[slice] = make(map[string]bool)
+	}
+	t.deletes[slice][string(key)] = true
+	delete(t.outcomes[slice], string(key))
 	return nil
 }
 
@@ -266,7 +304,7 @@ func (t *memTx) deleteSlice(slice uint64) error {
 
 func (t *memTx) forEachOutcome(slice uint64, fn func(k, v []byte) error) error {
 	for _, k := range slices.Sorted(maps.Keys(t.m.outcomes[slice])) {
-		if _, ok := t.outcomes[slice][k]; ok || t.dropped[slice] {
+		if _, ok := t.outcomes[slice][k]; ok || t.dropped[slice] || t.deletes[slice][k] {
 			continue
 		}
 		if err := fn([]byte(k), t.m.outcomes[slice][k]); err != nil {

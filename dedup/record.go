@@ -23,19 +23,29 @@ import (
 // page checks would not.
 //
 // For an outcome record, kind is the Status (0 is invalid). For an outbox
-// message, kind is 0.
+// message and a dead letter, kind is 0.
 const recordVersion = 1
 
-// Tags of an outcome record.
+// Tags of an outcome record. A time is varint(Unix seconds) followed by
+// uvarint(nanoseconds), which covers every time.Time a clock can give;
+// the zero Time is absent.
 const (
-	tagAttempts     = 1 // uvarint
-	tagFirstSeen    = 2 // varint, Unix nanoseconds; absent for the zero Time
-	tagErrorClass   = 3 // bytes
-	tagResult       = 4 // bytes
-	tagRaw          = 5 // bytes: the event as received (dead letters)
-	tagReason       = 6 // bytes: why the event was dead-lettered
-	tagLastError    = 7 // bytes: the text of the last error
-	tagAttemptTimes = 8 // varints, Unix nanoseconds of each attempt
+	tagAttempts   = 1 // uvarint
+	tagFirstSeen  = 2 // time
+	tagErrorClass = 3 // bytes
+	tagResult     = 4 // bytes
+)
+
+// Tags of a dead letter (kind 0, in the dead-letter bucket).
+const (
+	tagDLAttempts     = 1 // uvarint
+	tagDLFirstAttempt = 2 // time
+	tagDLLastAttempt  = 3 // time
+	tagDLRaw          = 4 // bytes
+	tagDLReason       = 5 // bytes
+	tagDLError        = 6 // bytes
+	tagDLStack        = 7 // bytes
+	tagDLRedriven     = 8 // time
 )
 
 // Tags of an outbox message.
@@ -47,24 +57,17 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// record is the stored form of an identity's outcome. Fields after
-// Result are written only for dead letters and are not exposed through
-// onceflow.Outcome yet.
+// record is the stored form of an identity's outcome. It stays small:
+// the details of a dead letter are in the dead-letter bucket.
 type record struct {
-	status       onceflow.Status
-	attempts     uint32
-	firstSeen    int64 // Unix nanoseconds; valid when hasFirstSeen
-	hasFirstSeen bool
-	errorClass   string
-	result       []byte
-	raw          []byte
-	reason       string
-	lastError    string
-	attemptTimes []int64
+	status     onceflow.Status
+	attempts   uint32
+	firstSeen  time.Time // UTC; zero when unknown
+	errorClass string
+	result     []byte
 }
 
-// recordOf returns the record stored for a committed onceflow.Record. The
-// raw event is kept for dead letters only.
+// recordOf returns the record stored for a committed onceflow.Record.
 func recordOf(r *onceflow.Record) record {
 	rec := record{
 		status:     r.Outcome.Status,
@@ -73,10 +76,7 @@ func recordOf(r *onceflow.Record) record {
 		result:     r.Outcome.Result,
 	}
 	if t := r.Outcome.FirstSeen; !t.IsZero() {
-		rec.firstSeen, rec.hasFirstSeen = t.UnixNano(), true
-	}
-	if rec.status == onceflow.StatusDeadLettered {
-		rec.raw = r.Raw
+		rec.firstSeen = t.UTC().Round(0)
 	}
 	return rec
 }
@@ -89,9 +89,7 @@ func (rec *record) outcome(copyResult bool) onceflow.Outcome {
 		Attempts:   rec.attempts,
 		ErrorClass: rec.errorClass,
 		Result:     rec.result,
-	}
-	if rec.hasFirstSeen {
-		o.FirstSeen = time.Unix(0, rec.firstSeen).UTC()
+		FirstSeen:  rec.firstSeen,
 	}
 	if copyResult && rec.result != nil {
 		o.Result = append([]byte(nil), rec.result...)
@@ -106,37 +104,16 @@ func appendRecord(dst []byte, rec *record) []byte {
 	if rec.attempts != 0 {
 		dst = appendUvarintField(dst, tagAttempts, uint64(rec.attempts))
 	}
-	if rec.hasFirstSeen {
-		var b [binary.MaxVarintLen64]byte
-		dst = appendField(dst, tagFirstSeen, b[:binary.PutVarint(b[:], rec.firstSeen)])
-	}
+	dst = appendTimeField(dst, tagFirstSeen, rec.firstSeen)
 	dst = appendStringField(dst, tagErrorClass, rec.errorClass)
 	if len(rec.result) > 0 {
 		dst = appendField(dst, tagResult, rec.result)
 	}
-	if len(rec.raw) > 0 {
-		dst = appendField(dst, tagRaw, rec.raw)
-	}
-	dst = appendStringField(dst, tagReason, rec.reason)
-	dst = appendStringField(dst, tagLastError, rec.lastError)
-	if len(rec.attemptTimes) > 0 {
-		n := 0
-		var b [binary.MaxVarintLen64]byte
-		for _, t := range rec.attemptTimes {
-			n += binary.PutVarint(b[:], t)
-		}
-		dst = binary.AppendUvarint(dst, tagAttemptTimes)
-		dst = binary.AppendUvarint(dst, uint64(n))
-		for _, t := range rec.attemptTimes {
-			dst = binary.AppendVarint(dst, t)
-		}
-	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], crcTable))
 }
 
-// decodeRecord decodes an outcome record. The result, raw and string
-// fields of the returned record alias b where noted: result and raw alias
-// b, strings are copies. Errors match onceflow.ErrCorrupt.
+// decodeRecord decodes an outcome record. Its result aliases b; its
+// strings are copies. Errors match onceflow.ErrCorrupt.
 func decodeRecord(b []byte) (record, error) {
 	var rec record
 	kind, fields, err := openValue(b)
@@ -156,34 +133,81 @@ func decodeRecord(b []byte) (record, error) {
 			}
 			rec.attempts = uint32(n)
 		case tagFirstSeen:
-			n, w := binary.Varint(v)
-			if w <= 0 || w != len(v) {
-				return corruptf("bad first-seen field")
+			t, err := timeValue(v)
+			if err != nil {
+				return err
 			}
-			rec.firstSeen, rec.hasFirstSeen = n, true
+			rec.firstSeen = t
 		case tagErrorClass:
 			rec.errorClass = string(v)
 		case tagResult:
 			rec.result = v
-		case tagRaw:
-			rec.raw = v
-		case tagReason:
-			rec.reason = string(v)
-		case tagLastError:
-			rec.lastError = string(v)
-		case tagAttemptTimes:
-			for len(v) > 0 {
-				t, w := binary.Varint(v)
-				if w <= 0 {
-					return corruptf("bad attempt-times field")
-				}
-				rec.attemptTimes = append(rec.attemptTimes, t)
-				v = v[w:]
-			}
 		}
 		return nil
 	})
 	return rec, err
+}
+
+// appendDeadLetter appends the encoding of d (but its ID, which is the
+// key) to dst.
+func appendDeadLetter(dst []byte, d *onceflow.DeadLetter) []byte {
+	start := len(dst)
+	dst = append(dst, recordVersion, 0)
+	if d.Attempts != 0 {
+		dst = appendUvarintField(dst, tagDLAttempts, uint64(d.Attempts))
+	}
+	dst = appendTimeField(dst, tagDLFirstAttempt, d.FirstAttempt)
+	dst = appendTimeField(dst, tagDLLastAttempt, d.LastAttempt)
+	if len(d.Raw) > 0 {
+		dst = appendField(dst, tagDLRaw, d.Raw)
+	}
+	dst = appendStringField(dst, tagDLReason, d.Reason)
+	dst = appendStringField(dst, tagDLError, d.Error)
+	if len(d.Stack) > 0 {
+		dst = appendField(dst, tagDLStack, d.Stack)
+	}
+	dst = appendTimeField(dst, tagDLRedriven, d.Redriven)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], crcTable))
+}
+
+// decodeDeadLetter decodes a dead letter; its byte fields are copies.
+func decodeDeadLetter(b []byte) (onceflow.DeadLetter, error) {
+	var d onceflow.DeadLetter
+	kind, fields, err := openValue(b)
+	if err != nil {
+		return d, err
+	}
+	if kind != 0 {
+		return d, corruptf("dead letter of kind %d", kind)
+	}
+	err = eachField(fields, func(tag uint64, v []byte) error {
+		var err error
+		switch tag {
+		case tagDLAttempts:
+			var n uint64
+			n, err = uvarintValue(v)
+			if err == nil && n > 1<<32-1 {
+				err = corruptf("bad attempts field")
+			}
+			d.Attempts = uint32(n)
+		case tagDLFirstAttempt:
+			d.FirstAttempt, err = timeValue(v)
+		case tagDLLastAttempt:
+			d.LastAttempt, err = timeValue(v)
+		case tagDLRaw:
+			d.Raw = append([]byte(nil), v...)
+		case tagDLReason:
+			d.Reason = string(v)
+		case tagDLError:
+			d.Error = string(v)
+		case tagDLStack:
+			d.Stack = append([]byte(nil), v...)
+		case tagDLRedriven:
+			d.Redriven, err = timeValue(v)
+		}
+		return err
+	})
+	return d, err
 }
 
 // appendMessage appends the encoding of an outbox message to dst.
@@ -260,6 +284,32 @@ func eachField(b []byte, fn func(tag uint64, v []byte) error) error {
 		last = tag
 	}
 	return nil
+}
+
+func timeValue(v []byte) (time.Time, error) {
+	sec, w := binary.Varint(v)
+	if w <= 0 {
+		return time.Time{}, corruptf("bad time field")
+	}
+	nsec, w2 := binary.Uvarint(v[w:])
+	if w2 <= 0 || w+w2 != len(v) || nsec >= 1e9 {
+		return time.Time{}, corruptf("bad time field")
+	}
+	t := time.Unix(sec, int64(nsec)).UTC()
+	if t.IsZero() {
+		return time.Time{}, corruptf("zero time field")
+	}
+	return t, nil
+}
+
+func appendTimeField(dst []byte, tag uint64, t time.Time) []byte {
+	if t.IsZero() {
+		return dst
+	}
+	var b [2 * binary.MaxVarintLen64]byte
+	n := binary.PutVarint(b[:], t.Unix())
+	n += binary.PutUvarint(b[n:], uint64(t.Nanosecond()))
+	return appendField(dst, tag, b[:n])
 }
 
 func uvarintValue(v []byte) (uint64, error) {

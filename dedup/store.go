@@ -412,6 +412,58 @@ func (s *Store) get(bucket string, key []byte, op string) ([]byte, bool, error) 
 	return v, ok, nil
 }
 
+// DeadLetter returns the dead letter stored for id, and whether there is
+// one. Dead letters do not expire with the window: they stay, with their
+// Redriven time once redriven, until the file is replaced.
+func (s *Store) DeadLetter(id onceflow.Identity) (onceflow.DeadLetter, bool, error) {
+	v, ok, err := s.get(bucketDead, id.AppendKey(nil), "read dead letter")
+	if err != nil || !ok {
+		return onceflow.DeadLetter{}, false, err
+	}
+	d, err := decodeDeadLetter(v)
+	if err != nil {
+		return onceflow.DeadLetter{}, false, &storeError{op: "read dead letter", path: s.be.name(), err: err}
+	}
+	d.ID = id
+	return d, true, nil
+}
+
+// DeadLetters returns at most max dead letters in the order of their
+// identity keys, starting after the identity after (from the first for
+// the zero Identity): pass the last one returned to page on.
+func (s *Store) DeadLetters(after onceflow.Identity, max int) ([]onceflow.DeadLetter, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if max < 1 {
+		return nil, nil
+	}
+	var from []byte
+	if after != (onceflow.Identity{}) {
+		from = after.AppendKey(nil)
+	}
+	var out []onceflow.DeadLetter
+	err := s.be.list(bucketDead, from, max, func(k, v []byte) error {
+		id, err := onceflow.ParseIdentityKey(k)
+		if err != nil {
+			return fmt.Errorf("dead-letter key %x: %w", k, err)
+		}
+		d, err := decodeDeadLetter(v)
+		if err != nil {
+			return fmt.Errorf("dead letter of %v: %w", id, err)
+		}
+		d.ID = id
+		out = append(out, d)
+		return nil
+	})
+	if err != nil {
+		return nil, &storeError{op: "read dead letters", path: s.be.name(), err: err}
+	}
+	return out, nil
+}
+
 // PendingOutbox returns at most max outbox messages not yet deleted, in
 // commit order. Delivery is at least once: a message stays pending until
 // DeleteOutbox removes it, across reopens.
@@ -493,6 +545,18 @@ func checkValues(each func(bucket string, fn func(k, v []byte) error) error) err
 		}
 		if _, err := decodeMessage(v); err != nil {
 			return fmt.Errorf("outbox entry %x: %w", k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = each(bucketDead, func(k, v []byte) error {
+		if _, err := onceflow.ParseIdentityKey(k); err != nil {
+			return fmt.Errorf("dead-letter key %x: %w", k, err)
+		}
+		if _, err := decodeDeadLetter(v); err != nil {
+			return fmt.Errorf("dead letter %x: %w", k, err)
 		}
 		return nil
 	})

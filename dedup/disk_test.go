@@ -1,0 +1,241 @@
+package dedup_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openDisk(t testing.TB, path string, opts ...dedup.Option) *dedup.Store {
+	t.Helper()
+	s, err := dedup.Open(path, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestReopenRebuilds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	clk := newClock()
+	opts := []dedup.Option{dedup.WithClock(clk.Now), dedup.WithWindow(8 * time.Hour)}
+	s := openDisk(t, path, opts...)
+	const n = 300
+	var recs []onceflow.Record
+	for i := range n {
+		r := done(fmt.Sprint(i), fmt.Sprint("result-", i))
+		r.Writes = []onceflow.StateWrite{{Key: []byte(fmt.Sprint("k", i)), Value: []byte("v")}}
+		r.Outbox = []onceflow.Message{{Key: fmt.Sprint("m", i)}}
+		recs = append(recs, r)
+		if len(recs) == 100 {
+			clk.Add(time.Hour) // spread over three slices
+			commit(t, s, recs...)
+			recs = nil
+		}
+	}
+	if err := s.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: "out", Value: []byte("42")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openDisk(t, path, opts...)
+	st := s.Stats()
+	if st.RebuildIdentities != n || st.Identities != n || len(st.Slices) != 3 {
+		t.Errorf("after reopen: rebuilt %d, window %d identities in %d slices; want %d, %d, 3",
+			st.RebuildIdentities, st.Identities, len(st.Slices), n, n)
+	}
+	if st.TotalCommits != 4 || st.Commits != 0 {
+		t.Errorf("commit counters after reopen: %d total, %d; want 4, 0", st.TotalCommits, st.Commits)
+	}
+	t.Logf("rebuilt %d identities in %v", st.RebuildIdentities, st.RebuildDuration)
+	for i := range n {
+		out, ok := lookup(t, s, fmt.Sprint(i))
+		if !ok || string(out.Result) != fmt.Sprint("result-", i) {
+			t.Fatalf("Lookup(%d) after reopen = %+v, %v", i, out, ok)
+		}
+	}
+	if st := s.Stats(); st.BloomNegatives != 0 || st.StoreHits != n {
+		t.Errorf("lookups after reopen: %d bloom negatives, %d store hits; want 0, %d (filters rebuilt)", st.BloomNegatives, st.StoreHits, n)
+	}
+	if v, ok, err := s.ReadState([]byte("k7")); err != nil || !ok || string(v) != "v" {
+		t.Errorf("ReadState after reopen = %q, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Checkpoint("out"); err != nil || !ok || string(v) != "42" {
+		t.Errorf("Checkpoint after reopen = %q, %v, %v", v, ok, err)
+	}
+	if p, err := s.PendingOutbox(1000); err != nil || len(p) != n {
+		t.Errorf("PendingOutbox after reopen: %d entries, %v; want %d", len(p), err, n)
+	}
+	// A duplicate committed after reopen is still a duplicate.
+	if got := commit(t, s, done("5", "again")); !got[0].Outcome.Duplicate {
+		t.Error("commit after reopen of a committed identity: not a duplicate")
+	}
+	if err := s.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+func TestSecondOpenFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	openDisk(t, path)
+	const timeout = 200 * time.Millisecond
+	start := time.Now()
+	s, err := dedup.Open(path, dedup.WithLockTimeout(timeout))
+	elapsed := time.Since(start)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("second Open succeeded")
+	}
+	if !errors.Is(err, dedup.ErrLocked) || !errors.Is(err, onceflow.ErrStorage) {
+		t.Errorf("second Open = %v; want ErrLocked and ErrStorage", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "state is locked by another process") || !strings.Contains(msg, path) {
+		t.Errorf("error %q does not say the state is locked, or the path", msg)
+	}
+	if elapsed > timeout+time.Second {
+		t.Errorf("second Open took %v with a timeout of %v", elapsed, timeout)
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openDisk(t, path, dedup.UnsafeNoSync())
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v; want 0600", fi.Mode().Perm())
+	}
+	commit(t, s, done("a", ""))
+	st := s.Stats()
+	if !st.UnsafeNoSync || !st.Durable || st.FileSize <= 0 {
+		t.Errorf("stats: UnsafeNoSync %v, Durable %v, FileSize %d", st.UnsafeNoSync, st.Durable, st.FileSize)
+	}
+	if err := s.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	m, err := dedup.NewMemory(dedup.UnsafeNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if st := m.Stats(); st.UnsafeNoSync || st.Durable || st.FileSize != 0 {
+		t.Errorf("memory stats: UnsafeNoSync %v, Durable %v, FileSize %d", st.UnsafeNoSync, st.Durable, st.FileSize)
+	}
+}
+
+// TestCorruptRecord damages stored bytes behind the store's back: every
+// read of them must fail with ErrCorrupt, never panic.
+func TestCorruptRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openDisk(t, path)
+	commit(t, s, done("a", "result"), done("b", ""))
+	r := done("c", "")
+	r.Outbox = []onceflow.Message{{Key: "m"}}
+	commit(t, s, r)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := ident("a").AppendKey(nil)
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			switch {
+			case strings.HasPrefix(string(name), "o/"):
+				v := append([]byte(nil), b.Get(key)...)
+				v[len(v)/2] ^= 0x40
+				return b.Put(key, v)
+			case string(name) == "outbox":
+				return b.ForEach(func(k, _ []byte) error { return b.Put(k, []byte{1}) })
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openDisk(t, path)
+	if _, ok := lookup(t, s, "b"); !ok {
+		t.Error("Lookup(b), next to a corrupt record: not found")
+	}
+	_, _, err = s.Lookup(ident("a"))
+	if !errors.Is(err, onceflow.ErrCorrupt) || !errors.Is(err, onceflow.ErrStorage) {
+		t.Errorf("Lookup of a corrupt record = %v; want ErrCorrupt and ErrStorage", err)
+	}
+	if _, _, err := s.Inspect(ident("a")); !errors.Is(err, onceflow.ErrCorrupt) {
+		t.Errorf("Inspect of a corrupt record = %v; want ErrCorrupt", err)
+	}
+	if err := s.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{done("a", "")}}); !errors.Is(err, onceflow.ErrCorrupt) {
+		t.Errorf("Commit over a corrupt record = %v; want ErrCorrupt", err)
+	}
+	if _, err := s.PendingOutbox(10); !errors.Is(err, onceflow.ErrCorrupt) {
+		t.Errorf("PendingOutbox of a corrupt message = %v; want ErrCorrupt", err)
+	}
+	if err := s.Check(); !errors.Is(err, onceflow.ErrCorrupt) {
+		t.Errorf("Check = %v; want ErrCorrupt", err)
+	}
+}
+
+// TestReopenOtherWindow reopens a store with another slice width: the
+// stored slices are remapped and nothing is forgotten early.
+func TestReopenOtherWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	clk := newClock()
+	s := openDisk(t, path, dedup.WithClock(clk.Now), dedup.WithWindow(8*time.Hour), dedup.WithSlices(8))
+	t0 := clk.Now().Truncate(4 * time.Hour)
+	for i := range 8 {
+		clk.Set(t0.Add(time.Duration(i) * time.Hour))
+		commit(t, s, done(fmt.Sprint(i), ""))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Width 4h: each identity is remembered until 16h after the end of
+	// the 4h slice holding the end of its old 1h slice.
+	clk.Set(t0.Add(20*time.Hour - time.Nanosecond))
+	s = openDisk(t, path, dedup.WithClock(clk.Now), dedup.WithWindow(16*time.Hour), dedup.WithSlices(4))
+	st := s.Stats()
+	if !st.SlicesRemapped || st.RebuildIdentities != 8 || len(st.Slices) != 2 {
+		t.Errorf("after reopen: remapped %v, rebuilt %d in %d slices; want true, 8, 2",
+			st.SlicesRemapped, st.RebuildIdentities, len(st.Slices))
+	}
+	for i := range 8 {
+		if _, ok := lookup(t, s, fmt.Sprint(i)); !ok {
+			t.Errorf("Lookup(%d) after the remap: not found", i)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The first 4h slice expires at 20h, the second one at 24h.
+	clk.Set(t0.Add(20 * time.Hour))
+	s = openDisk(t, path, dedup.WithClock(clk.Now), dedup.WithWindow(16*time.Hour), dedup.WithSlices(4))
+	for i := range 8 {
+		if _, ok := lookup(t, s, fmt.Sprint(i)); ok != (i >= 4) {
+			t.Errorf("Lookup(%d) at 20h: found=%v; want %v", i, ok, i >= 4)
+		}
+	}
+	if st := s.Stats(); st.SlicesRemapped || st.ExpiredSlices != 1 {
+		t.Errorf("second reopen: remapped %v, expired %d; want false, 1", st.SlicesRemapped, st.ExpiredSlices)
+	}
+}
