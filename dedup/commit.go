@@ -21,7 +21,7 @@ type commitScratch struct {
 	masks  []uint64           // per record: older live slices whose filters may hold it
 	order  []int              // records in the order they are written
 	dup    []bool             // per record: already committed (or earlier in the batch)
-	from   []uint64           // per record: the older slice of the dead-lettered outcome it redrives, or noSlice
+	from   []uint64           // per record: the slice of the outcome it replaces, or noSlice
 	stored []onceflow.Outcome // per record: the stored outcome when dup
 	vals   []byte             // encoded values, back to back
 	aux    []byte             // other keys written: outbox sequences, checkpoint names
@@ -136,7 +136,8 @@ func validateBatch(b *onceflow.CommitBatch) error {
 // identity (any other stored outcome still wins): the new outcome is
 // stored in the current slice, and the stored dead letter's Redriven time
 // is set to the store clock's time, unless the record carries a new dead
-// letter.
+// letter. A record with Release set likewise replaces a stored held
+// outcome (sequence ordering) of its identity.
 //
 // An error means nothing of b was committed and b is unchanged. Errors:
 // [ErrClosed]; [ErrInvalidRecord] and [onceflow.ErrResultTooLarge] for a
@@ -219,8 +220,8 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 			continue
 		}
 		stored++
-		if r.Redrive {
-			// The cache may hold the dead-lettered outcome: Del is
+		if r.Redrive || r.Release {
+			// The cache may hold the replaced outcome: Del is
 			// applied at once and ordered before this Set, which may
 			// be dropped (a miss) but never leaves the old outcome.
 			s.cache.del(sc.hashes[i])
@@ -287,19 +288,19 @@ func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) erro
 			if err != nil {
 				return fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err)
 			}
-			if !b.Records[i].Redrive || rec.status != onceflow.StatusDeadLettered {
+			if !replaces(&b.Records[i], rec.status) {
 				sc.dup[i] = true
 				sc.stored[i] = rec.outcome(true)
 				continue
 			}
-			// A redrive replaces the dead-lettered outcome, stored anew
-			// in the current slice.
+			// A redrive or a release replaces the stored outcome, stored
+			// anew in the current slice.
 			if at != cur {
 				if err := tx.deleteOutcome(at, key); err != nil {
 					return err
 				}
-				sc.from[i] = at
 			}
+			sc.from[i] = at
 		}
 		rec := recordOf(&b.Records[i])
 		off := len(sc.vals)
@@ -383,6 +384,13 @@ func (s *Store) putEffects(tx writeTx, b *onceflow.CommitBatch, now time.Time) e
 		}
 	}
 	return nil
+}
+
+// replaces reports whether r replaces a stored outcome of status stored
+// instead of being its duplicate.
+func replaces(r *onceflow.Record, stored onceflow.Status) bool {
+	return (r.Redrive && stored == onceflow.StatusDeadLettered) ||
+		(r.Release && stored == onceflow.StatusHeld)
 }
 
 // nonNil returns v, or an empty slice for nil: a transaction reading back

@@ -351,6 +351,42 @@ func TestDeadLetters(t *testing.T) {
 	})
 }
 
+func TestRelease(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k kind) {
+		s := k.open(t)
+		held := onceflow.Record{ID: ident("h"), Outcome: onceflow.Outcome{Status: onceflow.StatusHeld}}
+		commit(t, s, held)
+		if out, ok := lookup(t, s, "h"); !ok || out.Status != onceflow.StatusHeld {
+			t.Fatalf("Lookup(h) = %+v, %v; want held", out, ok)
+		}
+		dedup.WaitCache(s)
+		// Without Release, a copy is a duplicate of the held outcome.
+		if got := commit(t, s, done("h", "x")); !got[0].Outcome.Duplicate || got[0].Outcome.Status != onceflow.StatusHeld {
+			t.Errorf("copy of a held event = %+v; want a duplicate of held", got[0].Outcome)
+		}
+		rel := done("h", "released")
+		rel.Release = true
+		rel.Outbox = []onceflow.Message{{Key: "m"}}
+		if got := commit(t, s, rel); got[0].Outcome.Duplicate {
+			t.Errorf("release = %+v; want stored", got[0].Outcome)
+		}
+		dedup.WaitCache(s)
+		if out, ok := lookup(t, s, "h"); !ok || out.Status != onceflow.StatusDone || string(out.Result) != "released" {
+			t.Errorf("Lookup(h) after release = %+v, %v", out, ok)
+		}
+		rel.Outcome.Result = []byte("again")
+		if got := commit(t, s, rel); !got[0].Outcome.Duplicate {
+			t.Error("second release: not a duplicate")
+		}
+		if p, _ := s.PendingOutbox(10); len(p) != 1 {
+			t.Errorf("outbox holds %d messages; want 1", len(p))
+		}
+		if st := s.Stats(); st.Identities != 1 {
+			t.Errorf("window holds %d identities; want 1", st.Identities)
+		}
+	})
+}
+
 func TestCheckpoints(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k kind) {
 		s := k.open(t)
