@@ -46,6 +46,9 @@ func (p *Pipeline) SubmitBatch(ctx context.Context, evs []*onceflow.Event) error
 		if ev == nil || ev.Source == "" || ev.ID == "" {
 			return fmt.Errorf("%w: event %d of the batch: nil or without source or id", ErrInvalidEvent, i)
 		}
+		if p.cfg.seq != nil && ev.Sequence == 0 {
+			return fmt.Errorf("%w: event %d of the batch: sequence ordering needs a positive sequence", ErrInvalidEvent, i)
+		}
 		k := stage.Shard(ev.Key(), len(p.shards))
 		if len(sc.byShard[k]) == 0 {
 			sc.touched = append(sc.touched, k)

@@ -23,6 +23,7 @@ type entry struct {
 	err     error
 	rec     onceflow.Record
 	dl      *onceflow.DeadLetter // kindFinal only; with a store it is rec.DeadLetter
+	seqNext uint64               // sequence ordering: the key's next sequence committed with rec
 }
 
 // outBatch is one shard's handled batch on its way to the committer and,
@@ -80,6 +81,11 @@ func (s *shard) committed(ob *outBatch) {
 		}
 		if c, ok := s.pending[e.rec.ID]; ok && c.ob == ob {
 			delete(s.pending, e.rec.ID)
+		}
+		if e.seqNext > 0 {
+			if ss := s.seqs[e.it.ev.Key()]; ss != nil && e.seqNext > ss.committed {
+				ss.committed = e.seqNext
+			}
 		}
 		for _, w := range e.rec.Writes {
 			if o, ok := s.overlay[string(w.Key)]; ok && o.ob == ob {
@@ -161,7 +167,9 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		for i := range ob.entries {
 			if e := &ob.entries[i]; e.kind == kindCommit {
 				cb.Records = append(cb.Records, e.rec)
-				evs = append(evs, e.it.ev)
+				if e.rec.Outcome.Status == onceflow.StatusDone {
+					evs = append(evs, e.it.ev)
+				}
 			}
 		}
 	}

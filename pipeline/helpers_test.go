@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,7 +85,8 @@ func (m *memStore) Commit(b *onceflow.CommitBatch) error {
 	m.commits++
 	for i := range b.Records {
 		r := &b.Records[i]
-		if o, ok := m.records[r.ID]; ok {
+		if o, ok := m.records[r.ID]; ok && !(r.Release && o.Status == onceflow.StatusHeld) &&
+			!(r.Redrive && o.Status == onceflow.StatusDeadLettered) {
 			o.Duplicate = true
 			r.Outcome = o
 			continue
@@ -95,6 +98,28 @@ func (m *memStore) Commit(b *onceflow.CommitBatch) error {
 			} else {
 				m.state[string(w.Key)] = bytes.Clone(w.Value)
 			}
+		}
+	}
+	return nil
+}
+
+func (m *memStore) ScanState(prefix []byte, fn func(k, v []byte) error) error {
+	m.mu.Lock()
+	keys := make([]string, 0, len(m.state))
+	for k := range m.state {
+		if strings.HasPrefix(k, string(prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	vals := make([][]byte, len(keys))
+	for i, k := range keys {
+		vals[i] = bytes.Clone(m.state[k])
+	}
+	m.mu.Unlock()
+	for i, k := range keys {
+		if err := fn([]byte(k), vals[i]); err != nil {
+			return err
 		}
 	}
 	return nil

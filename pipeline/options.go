@@ -28,6 +28,9 @@ type Ack struct {
 	// DeadLetter is set, with Outcome.Status StatusDeadLettered, for the
 	// delivery that was dead-lettered (not for its later duplicates).
 	DeadLetter *onceflow.DeadLetter
+	// Released marks the final outcome of an event that was held for
+	// sequence ordering: its delivery was acknowledged before, as held.
+	Released bool
 	// Err is nil when the outcome is final (committed, when the pipeline
 	// has a store). Otherwise the event is not done — the handler failed,
 	// the pipeline was cancelled or hit a fatal error — and its source
@@ -68,6 +71,7 @@ type config struct {
 	budgetWhen  retry.BudgetPolicy
 	seed        uint64
 	seeded      bool
+	seq         *SequenceOptions
 }
 
 func defaults() config {

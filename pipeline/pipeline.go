@@ -50,6 +50,8 @@ type Pipeline struct {
 	commitCh chan *outBatch
 	obPool   sync.Pool
 	scratch  sync.Pool // *submitScratch
+	// heldDecoder decodes held events reloaded from the store.
+	heldDecoder *onceflow.Decoder
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -82,6 +84,14 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 	if cfg.sink != nil && cfg.store == nil {
 		return nil, errors.New("pipeline: WithSink requires WithStore")
 	}
+	if cfg.seq != nil {
+		if cfg.store == nil {
+			return nil, errors.New("pipeline: WithSequenceOrder requires WithStore")
+		}
+		if _, ok := cfg.store.(StateScanner); !ok {
+			return nil, errors.New("pipeline: WithSequenceOrder requires a store that implements StateScanner")
+		}
+	}
 	if cfg.budget != nil && cfg.retry == nil {
 		return nil, errors.New("pipeline: WithRetryBudget requires WithRetry")
 	}
@@ -99,6 +109,13 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		finished: make(chan struct{}),
 	}
 	p.obPool.New = func() any { return new(outBatch) }
+	if cfg.seq != nil {
+		dec, err := onceflow.NewDecoder(onceflow.WithMaxEventBytes(1 << 30))
+		if err != nil {
+			return nil, err
+		}
+		p.heldDecoder = dec
+	}
 	perEvents := cfg.queueEvents / cfg.shards
 	perBytes := max(cfg.queueBytes/cfg.shards, 1)
 	for i := range p.shards {
@@ -150,6 +167,9 @@ func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, b
 	}
 	if ev.Source == "" || ev.ID == "" {
 		return fmt.Errorf("%w: empty source or id", ErrInvalidEvent)
+	}
+	if p.cfg.seq != nil && ev.Sequence == 0 {
+		return fmt.Errorf("%w: sequence ordering needs a positive sequence", ErrInvalidEvent)
 	}
 	s := p.shards[stage.Shard(ev.Key(), len(p.shards))]
 	return s.submit(ctx, item{ev: ev, size: ev.Size(), w: w}, block)
@@ -237,7 +257,7 @@ func (p *Pipeline) deliver(it *item, out onceflow.Outcome, err error) {
 
 // deliverEntry acknowledges a handled entry, with its dead letter if any.
 func (p *Pipeline) deliverEntry(e *entry, out onceflow.Outcome, err error) {
-	a := Ack{Event: e.it.ev, Outcome: out, Err: err}
+	a := Ack{Event: e.it.ev, Outcome: out, Err: err, Released: e.it.released}
 	if err == nil {
 		if a.DeadLetter = e.dl; a.DeadLetter == nil {
 			a.DeadLetter = e.rec.DeadLetter

@@ -14,10 +14,11 @@ import (
 
 // item is one accepted event waiting in a shard's intake.
 type item struct {
-	ev      *onceflow.Event
-	size    int
-	w       chan Ack // Do's waiter; nil for Submit
-	redrive bool     // a dead letter being redriven
+	ev       *onceflow.Event
+	size     int
+	w        chan Ack // Do's waiter; nil for Submit
+	redrive  bool     // a dead letter being redriven
+	released bool     // a held event released for handling (acknowledged before as held)
 }
 
 // shard is one key-sharded worker and its intake.
@@ -59,6 +60,10 @@ type shard struct {
 	retries      atomic.Uint64
 	deadLettered atomic.Uint64
 	parkedGauge  atomic.Int64
+	heldGauge    atomic.Int64
+	released     atomic.Uint64
+	gapReports   atomic.Uint64
+	gapSkipped   atomic.Uint64
 
 	// Owned by the worker goroutine.
 	batch       []item
@@ -70,8 +75,11 @@ type shard struct {
 	parked      map[string]*keyQueue // keys waiting for a retry
 	parkedCount int                  // events in parked
 	due         retryHeap
-	retryTimer  *time.Timer
+	retryTimer  *time.Timer // next retry or gap timeout
 	rnd         *rand.Rand
+	seqs        map[string]*seqState // sequence ordering, per key
+	gaps        gapHeap
+	heldTotal   int
 }
 
 // claim marks an identity handled by this shard and not yet committed: a
@@ -97,6 +105,7 @@ func newShard(p *Pipeline, idx, maxEvents, maxBytes int) *shard {
 		linger:     time.NewTimer(time.Hour),
 		retryTimer: time.NewTimer(time.Hour),
 		parked:     make(map[string]*keyQueue),
+		seqs:       make(map[string]*seqState),
 		rnd:        rand.New(rand.NewPCG(p.cfg.seed, uint64(idx))),
 	}
 	s.linger.Stop()
@@ -254,7 +263,7 @@ func (s *shard) abandon(cause error) {
 // closed and drained, or ctx is done.
 func (s *shard) next(ctx context.Context) bool {
 	s.mu.Lock()
-	for s.items.len() == 0 && len(s.notices) == 0 && !s.retryReady() {
+	for s.items.len() == 0 && len(s.notices) == 0 && !s.timerReady() {
 		if s.closed && len(s.parked) == 0 {
 			s.mu.Unlock()
 			return false

@@ -35,6 +35,11 @@ type Stats struct {
 	// behind (or for) a retry right now.
 	Retries, DeadLettered uint64
 	Parked                int64
+	// Held is the number of early events held for sequence ordering right
+	// now; GapReports counts gaps the gap policy acted on, GapSkipped the
+	// sequence numbers given up by GapSkip.
+	Held                   int64
+	GapReports, GapSkipped uint64
 	// Budget is the retry budget's state (zero without WithRetryBudget).
 	Budget retry.BudgetStats
 }
@@ -67,6 +72,9 @@ func (p *Pipeline) Stats() Stats {
 		st.Retries += s.retries.Load()
 		st.DeadLettered += s.deadLettered.Load()
 		st.Parked += s.parkedGauge.Load()
+		st.Held += s.heldGauge.Load()
+		st.GapReports += s.gapReports.Load()
+		st.GapSkipped += s.gapSkipped.Load()
 	}
 	if p.cfg.budget != nil {
 		st.Budget = p.cfg.budget.Stats()

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 // pitem is an event with its attempt state while it waits or retries.
 type pitem struct {
 	item
+	seqNext  uint64 // sequence ordering: the key's next sequence once this event is final
 	attempts int
 	first    time.Time // first attempt
 	lastErr  error
@@ -53,6 +55,13 @@ func (h *retryHeap) Pop() any {
 // hands the results on (to the committer with a store, else acknowledges
 // them itself).
 func (s *shard) run(ctx context.Context) {
+	if s.p.cfg.seq != nil {
+		if err := s.loadHeld(); err != nil {
+			s.p.fail(fmt.Errorf("pipeline: reloading held events: %w", err))
+		}
+		s.heldGauge.Store(int64(s.heldTotal))
+		s.armRetry()
+	}
 	for s.next(ctx) {
 		for _, ob := range s.spare {
 			s.committed(ob)
@@ -67,16 +76,27 @@ func (s *shard) run(ctx context.Context) {
 	}
 }
 
+// timerReady reports whether a retry or a gap timeout is due. Worker only.
+func (s *shard) timerReady() bool { return s.retryReady() || s.gapsReady() }
+
 // retryReady reports whether a waiting key is due. Worker only.
 func (s *shard) retryReady() bool {
 	return len(s.due) > 0 && !s.due[0].due.After(s.p.cfg.now())
 }
 
-// armRetry sets the retry timer for the earliest waiting key. Worker only.
+// armRetry sets the worker's timer for the earliest retry or gap timeout.
+// Worker only.
 func (s *shard) armRetry() {
 	s.retryTimer.Stop()
+	var at time.Time
 	if len(s.due) > 0 {
-		s.retryTimer.Reset(max(s.due[0].due.Sub(s.p.cfg.now()), 0))
+		at = s.due[0].due
+	}
+	if len(s.gaps) > 0 && (at.IsZero() || s.gaps[0].gapDue.Before(at)) {
+		at = s.gaps[0].gapDue
+	}
+	if !at.IsZero() {
+		s.retryTimer.Reset(max(at.Sub(s.p.cfg.now()), 0))
 	}
 	s.parkedGauge.Store(int64(s.parkedCount))
 }
@@ -89,26 +109,40 @@ func (s *shard) work(ctx context.Context) {
 		kq := heap.Pop(&s.due).(*keyQueue)
 		s.resume(ctx, kq, ob, now)
 	}
+	for s.gapsReady() {
+		ss := heap.Pop(&s.gaps).(*seqState)
+		s.closeGap(ctx, ss, ob, now)
+	}
+	seq := p.cfg.seq != nil
 	for i := range s.batch {
-		pi := pitem{item: s.batch[i]}
-		if len(s.parked) > 0 {
-			if kq := s.parked[pi.ev.Key()]; kq != nil {
-				kq.items = append(kq.items, pi)
-				s.parkedCount++
-				continue
-			}
-		}
-		if retry, delay := s.handle(ctx, &pi, ob, now); retry {
-			kq := &keyQueue{key: pi.ev.Key(), items: []pitem{pi}, due: now.Add(delay)}
-			s.parked[kq.key] = kq
-			s.parkedCount++
-			heap.Push(&s.due, kq)
+		if seq {
+			s.sequenced(ctx, pitem{item: s.batch[i]}, ob, now)
+		} else {
+			s.dispatch(ctx, pitem{item: s.batch[i]}, ob, now)
 		}
 	}
 	clear(s.batch)
 	s.batch = s.batch[:0]
 	s.armRetry()
 	s.finish(ctx, ob)
+}
+
+// dispatch hands pi to the handler, or parks it behind an earlier event of
+// its key that waits for a retry.
+func (s *shard) dispatch(ctx context.Context, pi pitem, ob *outBatch, now time.Time) {
+	if len(s.parked) > 0 {
+		if kq := s.parked[pi.ev.Key()]; kq != nil {
+			kq.items = append(kq.items, pi)
+			s.parkedCount++
+			return
+		}
+	}
+	if retry, delay := s.handle(ctx, &pi, ob, now); retry {
+		kq := &keyQueue{key: pi.ev.Key(), items: []pitem{pi}, due: now.Add(delay)}
+		s.parked[kq.key] = kq
+		s.parkedCount++
+		heap.Push(&s.due, kq)
+	}
 }
 
 // resume retries kq's waiting event, then handles the events parked behind
@@ -139,7 +173,7 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 	}
 	id := it.ev.Identity()
 	if p.cfg.store != nil && pi.attempts == 0 {
-		if c, ok := s.pending[id]; ok {
+		if c, ok := s.pending[id]; ok && !(it.released && c.outcome.Status == onceflow.StatusHeld) {
 			out := c.outcome
 			out.Duplicate = true
 			ob.add(entry{it: it, kind: kindDup, outcome: out})
@@ -152,7 +186,8 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 			s.failed.Add(1)
 			return false, 0
 		}
-		if found && !(it.redrive && out.Status == onceflow.StatusDeadLettered) {
+		replace := (it.redrive && out.Status == onceflow.StatusDeadLettered) || (it.released && out.Status == onceflow.StatusHeld)
+		if found && !replace {
 			out.Duplicate = true
 			ob.add(entry{it: it, kind: kindDup, outcome: out})
 			s.duplicates.Add(1)
@@ -183,7 +218,7 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		out := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: uint32(pi.attempts), FirstSeen: pi.first, Result: res}
 		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive}
 		s.addEffects(&rec, ob)
-		s.finished(it, id, out, rec, ob)
+		s.finished(pi, id, out, rec, ob)
 		s.handled.Add(1)
 		return false, 0
 	}
@@ -212,12 +247,21 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 
 // finished records a final outcome: to commit with a store (claiming the
 // identity until the commit), or to acknowledge at once without one.
-func (s *shard) finished(it item, id onceflow.Identity, out onceflow.Outcome, rec onceflow.Record, ob *outBatch) {
+func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, rec onceflow.Record, ob *outBatch) {
 	if s.p.cfg.store == nil {
-		ob.add(entry{it: it, kind: kindFinal, outcome: out, dl: rec.DeadLetter})
+		ob.add(entry{it: pi.item, kind: kindFinal, outcome: out, dl: rec.DeadLetter})
 		return
 	}
-	ob.add(entry{it: it, kind: kindCommit, outcome: out, rec: rec})
+	if pi.seqNext > 0 {
+		// The key's next sequence commits with this outcome, so that after
+		// a crash every event not committed is still due.
+		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: nextKey(pi.ev.Key()), Value: binary.BigEndian.AppendUint64(nil, pi.seqNext)})
+	}
+	if pi.released {
+		rec.Release = true
+		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: heldKey(pi.ev.Key(), pi.ev.Sequence), Delete: true})
+	}
+	ob.add(entry{it: pi.item, kind: kindCommit, outcome: out, rec: rec, seqNext: pi.seqNext})
 	s.pending[id] = claim{ob: ob, outcome: out}
 }
 
@@ -252,7 +296,7 @@ func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err e
 		s.p.cfg.logger.Warn("handler panicked; event dead-lettered", "event", id.String(), "panic", pe.Error())
 	}
 	out := onceflow.Outcome{Status: onceflow.StatusDeadLettered, Attempts: uint32(pi.attempts), FirstSeen: pi.first, ErrorClass: reason}
-	s.finished(pi.item, id, out, onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive}, ob)
+	s.finished(pi, id, out, onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive}, ob)
 	s.deadLettered.Add(1)
 }
 

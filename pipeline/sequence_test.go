@@ -1,0 +1,298 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/leanovate/gopter"
+	"github.com/leanovate/gopter/gen"
+	"github.com/leanovate/gopter/prop"
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/pipeline"
+	"github.com/onceflow/onceflow/retry"
+)
+
+func seqEvent(key string, seq uint64, id string) *onceflow.Event {
+	ev := &onceflow.Event{SpecVersion: "1.0", Source: "seq", ID: id, Type: "t", PartitionKey: key, Sequence: seq}
+	ev.Raw = ev.AppendJSON(nil) // held events are stored as their JSON
+	return ev
+}
+
+// seqRecorder records the sequence numbers the handler sees per key.
+type seqRecorder struct {
+	mu   sync.Mutex
+	seen map[string][]uint64
+	runs map[string]int // event id -> runs
+}
+
+func newSeqRecorder() *seqRecorder {
+	return &seqRecorder{seen: map[string][]uint64{}, runs: map[string]int{}}
+}
+
+func (r *seqRecorder) handle(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[ev.PartitionKey] = append(r.seen[ev.PartitionKey], ev.Sequence)
+	r.runs[ev.ID]++
+	return nil, nil
+}
+
+// localShuffle permutes evs so that no event moves more than window-1
+// places.
+func localShuffle(evs []*onceflow.Event, window int, rnd *rand.Rand) {
+	for i := range evs {
+		j := i + rnd.IntN(min(window, len(evs)-i))
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+}
+
+// seqStream builds keys×n contiguous events, locally shuffled within 64,
+// with dupRate of them delivered again later.
+func seqStream(keys, n int, dupRate float64, seed int64) []*onceflow.Event {
+	rnd := rand.New(rand.NewPCG(uint64(seed), 7))
+	var evs []*onceflow.Event
+	for s := 1; s <= n; s++ {
+		for k := range keys {
+			key := "k" + strconv.Itoa(k)
+			evs = append(evs, seqEvent(key, uint64(s), key+"-"+strconv.Itoa(s)))
+		}
+	}
+	localShuffle(evs, 64, rnd)
+	for i := range evs {
+		if rnd.Float64() < dupRate {
+			at := i + rnd.IntN(len(evs)-i)
+			evs = slices.Insert(evs, at, evs[i])
+		}
+	}
+	return evs
+}
+
+func checkSequenced(keys, n int, dupRate float64, seed int64) string {
+	st := newMemStore()
+	rec := newSeqRecorder()
+	var a acks
+	p, err := pipeline.New(rec.handle, pipeline.WithStore(st), pipeline.WithShards(1+int(uint64(seed)%4)),
+		pipeline.WithSequenceOrder(pipeline.SequenceOptions{}), pipeline.WithAck(a.add))
+	if err != nil {
+		return err.Error()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(context.Background()) }()
+	evs := seqStream(keys, n, dupRate, seed)
+	for _, ev := range evs {
+		if err := p.Submit(context.Background(), ev); err != nil {
+			return "Submit: " + err.Error()
+		}
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		return "Shutdown: " + err.Error()
+	}
+	if err := <-errc; err != nil {
+		return "Run: " + err.Error()
+	}
+	for k := range keys {
+		key := "k" + strconv.Itoa(k)
+		got := rec.seen[key]
+		if len(got) != n {
+			return fmt.Sprintf("key %s: handler saw %v, want 1..%d", key, got, n)
+		}
+		for i, s := range got {
+			if s != uint64(i+1) {
+				return fmt.Sprintf("key %s: handler saw %v, not in sequence order", key, got)
+			}
+		}
+	}
+	for id, r := range rec.runs {
+		if r != 1 {
+			return fmt.Sprintf("event %s handled %d times", id, r)
+		}
+	}
+	for _, x := range a.all() {
+		if x.Err != nil {
+			return fmt.Sprintf("ack error for %s: %v", x.Event.ID, x.Err)
+		}
+	}
+	if s := p.Stats(); s.Held != 0 {
+		return fmt.Sprintf("%d events still held", s.Held)
+	}
+	return ""
+}
+
+// TestPropertySequenceOrder is property (a): for any permutation of per-key
+// contiguous streams within a window of 64, the handler sees every key in
+// sequence order and each event once.
+func TestPropertySequenceOrder(t *testing.T) {
+	params := parameters(t, 60)
+	ps := gopter.NewProperties(params)
+	ps.Property("sequence order", prop.ForAll(
+		func(keys, n int, seed int64) string { return checkSequenced(keys, n, 0, seed) },
+		gen.IntRange(1, 20), gen.IntRange(1, 60), gen.Int64(),
+	))
+	runProperties(t, params, ps)
+}
+
+// TestPropertySequenceOrderWithDuplicates is property (b): with duplicates
+// mixed in, each identity is handled once, still in order.
+func TestPropertySequenceOrderWithDuplicates(t *testing.T) {
+	params := parameters(t, 60)
+	ps := gopter.NewProperties(params)
+	ps.Property("sequence order with duplicates", prop.ForAll(
+		func(keys, n int, seed int64) string { return checkSequenced(keys, n, 0.2, seed) },
+		gen.IntRange(1, 20), gen.IntRange(1, 60), gen.Int64(),
+	))
+	runProperties(t, params, ps)
+}
+
+// TestPropertyGapReport is property (c): with gaps that stay open past the
+// timeout, GapSkip's report lists exactly the missing sequence numbers, and
+// the waiting events are handed on in order.
+func TestPropertyGapReport(t *testing.T) {
+	params := parameters(t, 40)
+	ps := gopter.NewProperties(params)
+	ps.Property("gap report lists exactly the missing numbers", prop.ForAll(
+		func(n int, seed int64) string {
+			var msg string
+			synctest.Test(t, func(t *testing.T) { msg = checkGaps(n, seed) })
+			return msg
+		},
+		gen.IntRange(2, 80), gen.Int64(),
+	))
+	runProperties(t, params, ps)
+}
+
+func checkGaps(n int, seed int64) string {
+	rnd := rand.New(rand.NewPCG(uint64(seed), 11))
+	var evs []*onceflow.Event
+	var missing []uint64
+	for s := 1; s <= n; s++ {
+		if rnd.IntN(4) == 0 {
+			missing = append(missing, uint64(s))
+			continue
+		}
+		evs = append(evs, seqEvent("key", uint64(s), "e"+strconv.Itoa(s)))
+	}
+	// Numbers missing after the last delivered event are not gaps: nothing
+	// waits behind them.
+	last := uint64(0)
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].Sequence
+	}
+	var wantMissing []uint64
+	for _, m := range missing {
+		if m < last {
+			wantMissing = append(wantMissing, m)
+		}
+	}
+	localShuffle(evs, 64, rnd)
+	var mu sync.Mutex
+	var reported []uint64
+	rec := newSeqRecorder()
+	p, err := pipeline.New(rec.handle, pipeline.WithStore(newMemStore()),
+		pipeline.WithSequenceOrder(pipeline.SequenceOptions{GapTimeout: time.Second, Policy: pipeline.GapSkip,
+			Report: func(r pipeline.GapReport) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, g := range r.Missing {
+					for s := g.From; s <= g.To; s++ {
+						reported = append(reported, s)
+					}
+				}
+			}}))
+	if err != nil {
+		return err.Error()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(context.Background()) }()
+	for _, ev := range evs {
+		if err := p.Submit(context.Background(), ev); err != nil {
+			return err.Error()
+		}
+	}
+	time.Sleep(time.Duration(len(wantMissing)+2) * 2 * time.Second) // fake time: every gap times out
+	if err := p.Shutdown(context.Background()); err != nil {
+		return err.Error()
+	}
+	if err := <-errc; err != nil {
+		return err.Error()
+	}
+	slices.Sort(reported)
+	if fmt.Sprint(reported) != fmt.Sprint(wantMissing) && !(len(reported) == 0 && len(wantMissing) == 0) {
+		return fmt.Sprintf("reported missing %v, want %v", reported, wantMissing)
+	}
+	got := rec.seen["key"]
+	if len(got) != len(evs) || !slices.IsSorted(got) {
+		return fmt.Sprintf("handler saw %v for %d events", got, len(evs))
+	}
+	return ""
+}
+
+// TestSequenceHeldSurviveRestart: early events are held durably and
+// released by a later run that fills the gap.
+func TestSequenceHeldSurviveRestart(t *testing.T) {
+	st := newMemStore()
+	run := func(evs ...*onceflow.Event) (*seqRecorder, []pipeline.Ack, pipeline.Stats) {
+		rec := newSeqRecorder()
+		var a acks
+		p, err := pipeline.New(rec.handle, pipeline.WithStore(st), pipeline.WithSequenceOrder(pipeline.SequenceOptions{}), pipeline.WithAck(a.add))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := start(t, p)
+		for _, ev := range evs {
+			if err := p.Submit(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		return rec, a.all(), p.Stats()
+	}
+	rec, got, stats := run(seqEvent("k", 3, "c"), seqEvent("k", 2, "b"))
+	if len(rec.seen["k"]) != 0 || stats.Held != 2 {
+		t.Fatalf("first run: handler saw %v, held %d; want nothing handled, 2 held", rec.seen["k"], stats.Held)
+	}
+	for _, x := range got {
+		if x.Err != nil || x.Outcome.Status != onceflow.StatusHeld {
+			t.Fatalf("first run ack %+v, want held", x)
+		}
+	}
+	rec, got, stats = run(seqEvent("k", 2, "b"), seqEvent("k", 1, "a"))
+	if fmt.Sprint(rec.seen["k"]) != "[1 2 3]" || stats.Held != 0 {
+		t.Fatalf("second run: handler saw %v, held %d; want [1 2 3], 0 held", rec.seen["k"], stats.Held)
+	}
+	released := 0
+	for _, x := range got {
+		if x.Released {
+			released++
+		}
+	}
+	if released != 2 {
+		t.Fatalf("second run acks %+v: want 2 released", got)
+	}
+	// A later conflicting event for an already handled sequence.
+	_, got, _ = run(seqEvent("k", 2, "other"))
+	if len(got) != 1 || got[0].Outcome.ErrorClass != retry.ReasonSequenceConflict {
+		t.Fatalf("conflict ack %+v, want dead letter sequence_conflict", got)
+	}
+}
+
+func TestSequenceRequiresSequence(t *testing.T) {
+	p, err := pipeline.New(nop, pipeline.WithStore(newMemStore()), pipeline.WithSequenceOrder(pipeline.SequenceOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.TrySubmit(event("k", 1)); err == nil {
+		t.Fatal("event without sequence accepted in sequence mode")
+	}
+	if _, err := pipeline.New(nop, pipeline.WithSequenceOrder(pipeline.SequenceOptions{})); err == nil {
+		t.Fatal("sequence mode without store accepted")
+	}
+}
