@@ -54,12 +54,14 @@ type memStore struct {
 	mu      sync.Mutex
 	records map[onceflow.Identity]onceflow.Outcome
 	state   map[string][]byte
+	dead    map[onceflow.Identity]onceflow.DeadLetter
 	commits int
 	fail    error
 }
 
 func newMemStore() *memStore {
-	return &memStore{records: map[onceflow.Identity]onceflow.Outcome{}, state: map[string][]byte{}}
+	return &memStore{records: map[onceflow.Identity]onceflow.Outcome{}, state: map[string][]byte{},
+		dead: map[onceflow.Identity]onceflow.DeadLetter{}}
 }
 
 func (m *memStore) Lookup(id onceflow.Identity) (onceflow.Outcome, bool, error) {
@@ -91,7 +93,15 @@ func (m *memStore) Commit(b *onceflow.CommitBatch) error {
 			r.Outcome = o
 			continue
 		}
+		if o, ok := m.records[r.ID]; ok && r.Redrive && o.Status == onceflow.StatusDeadLettered {
+			d := m.dead[r.ID]
+			d.Redriven = time.Now()
+			m.dead[r.ID] = d
+		}
 		m.records[r.ID] = r.Outcome
+		if r.DeadLetter != nil {
+			m.dead[r.ID] = *r.DeadLetter
+		}
 		for _, w := range r.Writes {
 			if w.Delete {
 				delete(m.state, string(w.Key))
@@ -123,6 +133,13 @@ func (m *memStore) ScanState(prefix []byte, fn func(k, v []byte) error) error {
 		}
 	}
 	return nil
+}
+
+func (m *memStore) DeadLetter(id onceflow.Identity) (onceflow.DeadLetter, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.dead[id]
+	return d, ok, nil
 }
 
 var errBoom = errors.New("boom")

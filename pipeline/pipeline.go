@@ -50,8 +50,9 @@ type Pipeline struct {
 	commitCh chan *outBatch
 	obPool   sync.Pool
 	scratch  sync.Pool // *submitScratch
-	// heldDecoder decodes held events reloaded from the store.
-	heldDecoder *onceflow.Decoder
+	// heldDecoder and redriveDecoder decode held events and dead letters
+	// read back from the store.
+	heldDecoder, redriveDecoder *onceflow.Decoder
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -109,13 +110,13 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		finished: make(chan struct{}),
 	}
 	p.obPool.New = func() any { return new(outBatch) }
-	if cfg.seq != nil {
-		dec, err := onceflow.NewDecoder(onceflow.WithMaxEventBytes(1 << 30))
-		if err != nil {
-			return nil, err
-		}
-		p.heldDecoder = dec
+	// Held events and dead letters were valid when they were accepted;
+	// they are decoded again without the ingress size limit.
+	dec, err := onceflow.NewDecoder(onceflow.WithMaxEventBytes(1 << 30))
+	if err != nil {
+		return nil, err
 	}
+	p.heldDecoder, p.redriveDecoder = dec, dec
 	perEvents := cfg.queueEvents / cfg.shards
 	perBytes := max(cfg.queueBytes/cfg.shards, 1)
 	for i := range p.shards {
@@ -171,9 +172,11 @@ func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, b
 	if p.cfg.seq != nil && ev.Sequence == 0 {
 		return fmt.Errorf("%w: sequence ordering needs a positive sequence", ErrInvalidEvent)
 	}
-	s := p.shards[stage.Shard(ev.Key(), len(p.shards))]
+	s := p.shards[shardOf(ev, len(p.shards))]
 	return s.submit(ctx, item{ev: ev, size: ev.Size(), w: w}, block)
 }
+
+func shardOf(ev *onceflow.Event, n int) int { return stage.Shard(ev.Key(), n) }
 
 // Run starts the shard workers (and the committer, with a store) and blocks
 // until the pipeline has stopped and every goroutine it started has

@@ -115,7 +115,7 @@ func (s *shard) work(ctx context.Context) {
 	}
 	seq := p.cfg.seq != nil
 	for i := range s.batch {
-		if seq {
+		if seq && !s.batch[i].redrive {
 			s.sequenced(ctx, pitem{item: s.batch[i]}, ob, now)
 		} else {
 			s.dispatch(ctx, pitem{item: s.batch[i]}, ob, now)
