@@ -14,10 +14,7 @@ import (
 
 	onceflow "github.com/onceflow/onceflow"
 	"github.com/onceflow/onceflow/dedup"
-	"github.com/onceflow/onceflow/pipeline"
 )
-
-var _ pipeline.Store = (*dedup.Store)(nil)
 
 // fakeClock is a clock that tests move by hand.
 type fakeClock struct {
