@@ -12,13 +12,6 @@ import (
 	"unsafe"
 )
 
-// Default limits of a [Decoder]; see the options of the same names.
-const (
-	DefaultMaxEventBytes      = 1 << 20
-	DefaultMaxDepth           = 64
-	DefaultMaxIdentifierBytes = 256
-)
-
 // decodeConfig holds the limits of a Decoder. Every field is positive in a
 // Decoder built by NewDecoder; the zero decodeConfig stands for the defaults.
 type decodeConfig struct {
@@ -27,11 +20,13 @@ type decodeConfig struct {
 	maxIdentifierBytes int
 }
 
+// defaultDecodeConfig returns the default limits, documented with the
+// options.
 func defaultDecodeConfig() decodeConfig {
 	return decodeConfig{
-		maxEventBytes:      DefaultMaxEventBytes,
-		maxDepth:           DefaultMaxDepth,
-		maxIdentifierBytes: DefaultMaxIdentifierBytes,
+		maxEventBytes:      1 << 20,
+		maxDepth:           64,
+		maxIdentifierBytes: 256,
 	}
 }
 
@@ -44,24 +39,24 @@ func (f decodeOptionFunc) apply(c *decodeConfig) { f(c) }
 
 // WithMaxEventBytes bounds the size of a whole event, in bytes of input,
 // surrounding whitespace included. A larger input fails with
-// [ErrEventTooLarge] before any of it is parsed. The default is
-// [DefaultMaxEventBytes] (1 MiB); n must be positive.
+// [ErrEventTooLarge] before any of it is parsed. The default is 1 MiB
+// (1<<20); n must be positive.
 func WithMaxEventBytes(n int) DecodeOption {
 	return decodeOptionFunc(func(c *decodeConfig) { c.maxEventBytes = n })
 }
 
 // WithMaxDepth bounds the JSON nesting depth anywhere in an event: the event
 // object is depth 1, so "data":{"a":[1]} reaches depth 3. Deeper input fails
-// with [ErrTooDeep]. The default is [DefaultMaxDepth] (64); n must be
-// positive. The decoder does not recurse, so a large limit costs no stack.
+// with [ErrTooDeep]. The default is 64; n must be positive. The decoder
+// does not recurse, so a large limit costs no stack.
 func WithMaxDepth(n int) DecodeOption {
 	return decodeOptionFunc(func(c *decodeConfig) { c.maxDepth = n })
 }
 
 // WithMaxIdentifierBytes bounds the length in bytes, after unescaping, of the
 // attributes that become store keys: id, source and partitionkey. A longer
-// value fails with [ErrInvalidIdentifier]. The default is
-// [DefaultMaxIdentifierBytes] (256); n must be positive.
+// value fails with [ErrInvalidIdentifier]. The default is 256; n must be
+// positive.
 func WithMaxIdentifierBytes(n int) DecodeOption {
 	return decodeOptionFunc(func(c *decodeConfig) { c.maxIdentifierBytes = n })
 }
