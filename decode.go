@@ -595,7 +595,9 @@ func (f *frame) add(list []string, name string) ([]string, bool) {
 	}
 	own := list[f.start:]
 	for _, n := range own {
-		if n == name {
+		// Comparing lengths and last bytes first keeps most mismatches
+		// out of memequal.
+		if len(n) == len(name) && (n == "" || n[len(n)-1] == name[len(n)-1] && n == name) {
 			return list, false
 		}
 	}
