@@ -110,7 +110,8 @@ func DecodeEvent(data []byte) (*Event, error) {
 // On failure the error is a [*DecodeError]; see [Reason] for the classes.
 // When the input has several faults, the oversize check comes first, then
 // the first fault of JSON syntax, UTF-8, nesting or duplicate members, then
-// the first fault in an attribute's value, then missing attributes.
+// the first fault in an attribute's value, then data and data_base64
+// together, then missing attributes.
 func (d *Decoder) Decode(data []byte) (*Event, error) {
 	cfg := d.cfg
 	if cfg == (decodeConfig{}) {
@@ -145,14 +146,6 @@ const (
 	attrPartitionKey
 	attrSequence
 )
-
-// field returns the name of the top-level member being decoded, or "".
-func (s *scanner) field() string {
-	if s.attr == 0 {
-		return s.ext
-	}
-	return attrName(s.attr)
-}
 
 func attrName(bit int) string {
 	switch bit {
@@ -232,6 +225,14 @@ type scanner struct {
 	bad *DecodeError
 }
 
+// field returns the name of the top-level member being decoded, or "".
+func (s *scanner) field() string {
+	if s.attr == 0 {
+		return s.ext
+	}
+	return attrName(s.attr)
+}
+
 // event decodes the top-level object into ev.
 func (s *scanner) event(ev *Event) error {
 	b := s.buf
@@ -288,13 +289,13 @@ func (s *scanner) event(ev *Event) error {
 			if i >= len(b) {
 				return s.eof()
 			}
-			c := b[i]
+			c, at := b[i], i
 			i = skipSpace(b, i+1)
 			if c == '}' {
 				break
 			}
 			if c != ',' {
-				return s.failAt(ErrMalformedJSON, "expected ',' or '}' after member value", i-1)
+				return s.failAt(ErrMalformedJSON, "expected ',' or '}' after member value", at)
 			}
 		}
 	}
@@ -506,7 +507,7 @@ func (s *scanner) identifier(v string, escaped, required bool) {
 		s.note(ErrInvalidIdentifier, strconv.Itoa(len(v))+" bytes, limit "+strconv.Itoa(s.maxIdent))
 		return
 	}
-	// Without escapes, str has ruled out bytes below 0x20 already.
+	// Without escapes, the string scan has ruled out bytes below 0x20.
 	i := strings.IndexByte(v, 0x7f)
 	if escaped {
 		i = indexControl(v)
