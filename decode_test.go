@@ -401,6 +401,7 @@ func TestDecodeErrorMessages(t *testing.T) {
 		{head + `,"data":"` + payload + `"}x`,
 			`onceflow: malformed JSON: trailing data after the object at offset 98`},
 		{head + `,"data":"` + payload + `",}`, `onceflow: malformed JSON: expected member name at offset 98`},
+		{head + `,"subject":"s" "x"}`, `onceflow: malformed JSON: expected ',' or '}' after member value at offset 88`},
 		{head + `,"data_base64":"` + payload + `"}`, `onceflow: field "data_base64": wrong type: not valid standard base64`},
 		{head + `,"` + long + `":"` + payload + `","` + long + `":1}`, ""},
 		{head + `,"sequence":"-` + long + `"}`, ""},
