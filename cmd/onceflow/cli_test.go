@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// These tests call run in process, so that the race detector and goleak
+// see the command's goroutines.
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "Usage:"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"run without state", []string{"run", "--in", "-"}, "--state is required"},
+		{"run without in", []string{"run", "--state", state}, "--in is required"},
+		{"run bad order", []string{"run", "--state", state, "--in", "-", "--order", "random"}, `--order "random"`},
+		{"run bad window", []string{"run", "--state", state, "--in", "-", "--window", "0s"}, "--window 0s"},
+		{"run unparsable window", []string{"run", "--state", state, "--in", "-", "--window", "soon"}, "invalid value"},
+		{"run bad shards", []string{"run", "--state", state, "--in", "-", "--shards", "0"}, "--shards 0"},
+		{"run unknown flag", []string{"run", "--state", state, "--in", "-", "--fast"}, "flag provided but not defined: -fast"},
+		{"run extra argument", []string{"run", "--state", state, "--in", "-", "extra"}, `unexpected argument "extra"`},
+		{"run same files", []string{"run", "--state", state, "--in", "x", "--out", "x"}, "--in must differ"},
+		{"inspect without id", []string{"inspect", "--state", state, "--source", "s"}, "--source and --id are required"},
+		{"stats without state", []string{"stats"}, "--state is required"},
+		{"gen bad rate", []string{"gen", "--dup", "1.5"}, "--dup 1.5"},
+		{"gen negative events", []string{"gen", "--events", "-1"}, "--events -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, strings.NewReader(""), &stdout, &stderr)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "Usage:") {
+				t.Fatalf("stderr %q, want it to contain %q and the usage", stderr.String(), tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// TestHelpExplainsEveryFlag checks that each command's --help names each
+// of its documented flags, and the top-level help each command.
+func TestHelpExplainsEveryFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, []string{"run", "inspect", "stats", "gen", "Exit status"}},
+		{[]string{"help"}, []string{"run", "inspect", "stats", "gen"}},
+		{[]string{"run", "--help"}, []string{"--state", "--in", "--out", "--rejects", "--order", "--window", "--shards",
+			"--max-event-bytes", "Crash safety", "standard output", "Exit status", "last line"}},
+		{[]string{"help", "run"}, []string{"--state", "--rejects"}},
+		{[]string{"inspect", "-h"}, []string{"--state", "--source", "--id"}},
+		{[]string{"stats", "--help"}, []string{"--state", "file's size"}},
+		{[]string{"gen", "--help"}, []string{"--events", "--dup", "--bad", "--keys", "--shuffle", "--seed", "--sequence", "--out"}},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := run(tt.args, nil, &stdout, &stderr); code != exitOK {
+			t.Fatalf("%v: exit %d, want 0; stderr %s", tt.args, code, stderr.String())
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("%v: help does not mention %q", tt.args, w)
+			}
+		}
+	}
+}
+
+// TestRunInProcess runs a whole stream through run in process, twice.
+func TestRunInProcess(t *testing.T) {
+	dir := t.TempDir()
+	var in, stderr bytes.Buffer
+	if code := run([]string{"gen", "--events", "3000", "--dup", "0.3", "--bad", "0.02", "--shuffle", "32", "--max-event-bytes", "2000"},
+		nil, &in, &stderr); code != exitOK {
+		t.Fatalf("gen: exit %d: %s", code, stderr.String())
+	}
+	m := newModel()
+	want, dups, rejected := m.add(t, in.Bytes(), 2000)
+	args := []string{"run", "--state", filepath.Join(dir, "s"), "--in", "-", "--max-event-bytes", "2000", "--shards", "2",
+		"--rejects", filepath.Join(dir, "rej")}
+	var out bytes.Buffer
+	stderr.Reset()
+	if code := run(args, bytes.NewReader(in.Bytes()), &out, &stderr); code != exitOK {
+		t.Fatalf("run: exit %d: %s", code, stderr.String())
+	}
+	s := lastSummary(t, stderr.Bytes())
+	if s.Read != int64(m.lines) || s.Written != int64(len(want)) || s.Duplicates != int64(dups) || s.Rejected != int64(rejected) {
+		t.Fatalf("summary %+v; want %d read, %d written, %d duplicates, %d rejected", s, m.lines, len(want), dups, rejected)
+	}
+	checkSameLines(t, out.Bytes(), want, true)
+	checkRejects(t, filepath.Join(dir, "rej"), m.rejects)
+
+	out.Reset()
+	stderr.Reset()
+	if code := run(args, bytes.NewReader(in.Bytes()), &out, &stderr); code != exitOK {
+		t.Fatalf("rerun: exit %d: %s", code, stderr.String())
+	}
+	if s := lastSummary(t, stderr.Bytes()); s.Written != 0 || out.Len() != 0 {
+		t.Fatalf("rerun: summary %+v, %d bytes out; want nothing written", s, out.Len())
+	}
+}
+
+func TestRunIOErrorsExit1(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing input", []string{"run", "--state", filepath.Join(dir, "s1"), "--in", filepath.Join(dir, "nope")}, "input:"},
+		{"unwritable out", []string{"run", "--state", filepath.Join(dir, "s2"), "--in", "-", "--out", filepath.Join(dir, "no", "such", "dir")}, "--out:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, strings.NewReader(""), &stdout, &stderr); code != exitFailure {
+				t.Fatalf("exit %d, want 1: %s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("stderr %q, want %q", stderr.String(), tt.want)
+			}
+			lastSummary(t, stderr.Bytes())
+		})
+	}
+}

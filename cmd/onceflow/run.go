@@ -1,0 +1,472 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+	"github.com/onceflow/onceflow/internal/jsonl"
+	"github.com/onceflow/onceflow/pipeline"
+)
+
+const runHelp = `Usage: onceflow run --state DIR --in FILE|- [flags]
+
+Reads CloudEvents 1.0 JSON Lines (one event per line) and writes every new,
+valid event to --out exactly once, as its original line. An event is new
+when no event with the same source and id was seen before, in this run or
+in an earlier run on the same --state (within --window). Invalid lines go
+to --rejects; processing continues.
+
+Flags:
+  --state DIR         directory of the durable state (created if missing):
+                      the identities seen and the committed output offset.
+                      One run at a time: a second one fails within 2s with
+                      "state is locked by another process" (exit 1). Required.
+  --in FILE|-         input file, or - for standard input. Required.
+  --out FILE|-        output file, or - for standard output (default -).
+                      The file is appended to: a run continues it. On start
+                      it is cut back to the offset committed in the state,
+                      which removes lines written by a run that crashed
+                      before it committed them; onceflow owns the file.
+  --rejects FILE      where invalid lines are reported, one JSON object per
+                      line: {"line":N,"reason":"CLASS","error":"MESSAGE"},
+                      N counting from 1; the file is rewritten by each run.
+                      Without it rejected lines are only counted. CLASS is
+                      one of malformed_json, wrong_type, missing_attribute,
+                      event_too_large, too_deep, invalid_identifier,
+                      duplicate_member, invalid_utf8, unsupported_specversion,
+                      bad_sequence, bad_time.
+  --order arrival|sequence
+                      arrival (default): events are written as they arrive;
+                      with one shard in input order. sequence: each
+                      partitionkey's events are written in ascending
+                      "sequence", events waiting for a gap are held in the
+                      state until a later event (in this or a later run)
+                      fills it.
+  --window DURATION   how long identities are remembered, e.g. 24h or 720h
+                      (default 168h). A duplicate arriving later is
+                      written again.
+  --shards N          key-sharded workers (default 1). With more than one,
+                      output order between events of different ids is not
+                      the input order.
+  --max-event-bytes N longest line accepted, in bytes (default 1048576);
+                      longer lines are rejected as event_too_large without
+                      being buffered whole.
+
+Crash safety: after kill -9 at any moment, running the same command again
+yields an --out file holding every new valid event exactly once: each group
+of lines is written and fsync'd, then its identities and the new file
+offset commit in one transaction. This cannot hold for --out - (standard
+output), or any --out that is not a regular file: lines written after the
+last commit are written again by the next run.
+
+Summary: the last line on standard error is one JSON object:
+  {"read":N,"written":N,"duplicates":N,"rejected":N,"held":N,
+   "seconds":S,"events_per_second":R}
+read counts input lines; read = written + duplicates + rejected + held.
+When standard error is a terminal a progress bar is drawn above it.
+
+Exit status: 0 when the input was fully handled (rejects included), 1 on a
+runtime failure (I/O, corrupt state, locked state, interrupted), 2 on a
+usage error.
+`
+
+// stateFile is the name of the store inside --state.
+const stateFile = "onceflow.db"
+
+// lockTimeout bounds the wait for a state held by another process.
+const lockTimeout = 2 * time.Second
+
+// runConfig is the parsed command line of run.
+type runConfig struct {
+	state, in, out, rejects string
+	order                   string
+	window                  time.Duration
+	shards                  int
+	maxEventBytes           int
+	// Tuning, not in the help.
+	groupEvents int
+	groupDelay  time.Duration
+	chunk       int
+	cpuProfile  string
+	cacheItems  int
+	capacity    int
+}
+
+func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
+	c := &runConfig{}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&c.state, "state", "", "")
+	fs.StringVar(&c.in, "in", "", "")
+	fs.StringVar(&c.out, "out", "-", "")
+	fs.StringVar(&c.rejects, "rejects", "", "")
+	fs.StringVar(&c.order, "order", "arrival", "")
+	fs.DurationVar(&c.window, "window", 7*24*time.Hour, "")
+	fs.IntVar(&c.shards, "shards", 1, "")
+	fs.IntVar(&c.maxEventBytes, "max-event-bytes", defaultMaxEventBytes, "")
+	fs.IntVar(&c.groupEvents, "group-events", 16384, "")
+	fs.DurationVar(&c.groupDelay, "group-delay", 50*time.Millisecond, "")
+	fs.IntVar(&c.chunk, "chunk", 256, "")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "")
+	fs.IntVar(&c.cacheItems, "cache-items", 0, "")
+	fs.IntVar(&c.capacity, "capacity", 10_000_000, "")
+	if code, done := parseFlags(fs, runHelp, args, stdout, stderr); done {
+		return nil, code, true
+	}
+	if err := c.validate(); err != nil {
+		return nil, reportUsage(stderr, "run", runHelp, err), true
+	}
+	return c, 0, false
+}
+
+func (c *runConfig) validate() error {
+	switch {
+	case c.state == "":
+		return usagef("--state is required")
+	case c.in == "":
+		return usagef("--in is required")
+	case c.out == "":
+		return usagef("--out must not be empty (use - for standard output)")
+	case c.order != "arrival" && c.order != "sequence":
+		return usagef("--order %q: must be arrival or sequence", c.order)
+	case c.order == "sequence":
+		return usagef("--order sequence: not yet supported")
+	case c.window <= 0:
+		return usagef("--window %v: must be positive", c.window)
+	case c.shards < 1 || c.shards > 1024:
+		return usagef("--shards %d: must be in [1, 1024]", c.shards)
+	case c.maxEventBytes < 1 || c.maxEventBytes > 1<<30:
+		return usagef("--max-event-bytes %d: must be in [1, 1073741824]", c.maxEventBytes)
+	case c.groupEvents < 1 || c.groupDelay <= 0 || c.chunk < 1:
+		return usagef("--group-events, --group-delay and --chunk must be positive")
+	case c.rejects != "" && c.rejects == c.out:
+		return usagef("--rejects and --out name the same file")
+	case c.in != "-" && (c.in == c.out || c.in == c.rejects):
+		return usagef("--in must differ from --out and --rejects")
+	}
+	return nil
+}
+
+// summary is the last line a run prints on standard error.
+type summary struct {
+	Read            int64   `json:"read"`
+	Written         int64   `json:"written"`
+	Duplicates      int64   `json:"duplicates"`
+	Rejected        int64   `json:"rejected"`
+	Held            int64   `json:"held"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+}
+
+// counters are updated by the reader and the pipeline's goroutines and
+// read by the progress bar.
+type counters struct {
+	read, rejected, written, duplicates, held, failed atomic.Int64
+}
+
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c, code, done := parseRun(args, stdout, stderr)
+	if done {
+		return code
+	}
+	start := time.Now()
+	var cnt counters
+	err := c.execute(ctx, &cnt, stdin, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "onceflow run: %v\n", err)
+	}
+	sec := time.Since(start).Seconds()
+	s := summary{
+		Read:       cnt.read.Load(),
+		Written:    cnt.written.Load(),
+		Duplicates: cnt.duplicates.Load(),
+		Rejected:   cnt.rejected.Load(),
+		Held:       cnt.held.Load(),
+		Seconds:    math.Round(sec*1000) / 1000,
+	}
+	if sec > 0 {
+		s.EventsPerSecond = math.Round(float64(s.Read) / sec)
+	}
+	line, _ := json.Marshal(s) // a struct of numbers: cannot fail
+	fmt.Fprintf(stderr, "%s\n", line)
+	if err != nil {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// execute runs the pipeline over the input. It returns nil when the input
+// was fully handled.
+func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var in io.Reader = stdin
+	size := int64(-1)
+	if c.in != "-" {
+		f, err := os.Open(c.in)
+		if err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+		in = f
+	}
+	lines, err := jsonl.NewReader(in, c.maxEventBytes)
+	if err != nil {
+		return err
+	}
+	dec, err := onceflow.NewDecoder(onceflow.WithMaxEventBytes(c.maxEventBytes))
+	if err != nil {
+		return err
+	}
+
+	store, err := openState(c.state, dedup.WithWindow(c.window),
+		dedup.WithCacheItems(c.cacheItems), dedup.WithCapacity(c.capacity))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the state: %w", cerr)
+		}
+	}()
+
+	sink, err := openSink(store, c.out, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := sink.close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing --out: %w", cerr)
+		}
+	}()
+	sink.written = &cnt.written
+
+	rej, err := openRejects(c.rejects)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := rej.close(); cerr != nil && err == nil {
+			err = fmt.Errorf("--rejects: %w", cerr)
+		}
+	}()
+
+	p, err := pipeline.New(passThrough,
+		pipeline.WithStore(store),
+		pipeline.WithSink(sink),
+		pipeline.WithShards(c.shards),
+		pipeline.WithBatchSize(256),
+		pipeline.WithQueueLimits(64*1024, 64<<20),
+		pipeline.WithGroupCommit(c.groupEvents, c.groupDelay),
+		pipeline.WithAck(func(a pipeline.Ack) {
+			switch {
+			case a.Err != nil:
+				cnt.failed.Add(1)
+			case a.Outcome.Duplicate:
+				cnt.duplicates.Add(1)
+			}
+		}))
+	if err != nil {
+		return err
+	}
+
+	bar := newProgress(stderr, size, cnt)
+	defer bar.finish()
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(rctx) }()
+
+	feedErr := c.feed(rctx, p, lines, dec, rej, cnt, bar)
+	if feedErr != nil {
+		cancel() // abandon what is in flight: nothing uncommitted is kept
+		if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+			return err // the pipeline's failure is the cause
+		}
+		return feedErr
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		cancel()
+		<-runDone
+		return interrupted(err)
+	}
+	if err := <-runDone; err != nil {
+		return interrupted(err)
+	}
+	if n := cnt.failed.Load(); n > 0 {
+		return fmt.Errorf("%d events were not processed", n)
+	}
+	bar.set(lines.Offset())
+	return nil
+}
+
+// interrupted explains a cancelled run.
+func interrupted(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted: the output holds what was committed; run the same command again to go on")
+	}
+	return err
+}
+
+// passThrough is the handler: the CLI writes events, it does not act on
+// them, so the handler does nothing and the sink writes each first copy.
+func passThrough(context.Context, *onceflow.Event, *onceflow.Effects) ([]byte, error) {
+	return nil, nil
+}
+
+// feed reads, decodes and submits every line, rejecting invalid ones.
+func (c *runConfig) feed(ctx context.Context, p *pipeline.Pipeline, lines *jsonl.Reader, dec *onceflow.Decoder, rej *rejects, cnt *counters, bar *progress) error {
+	const chunkBytes = 1 << 20
+	chunk := make([]*onceflow.Event, 0, c.chunk)
+	size := 0
+	submit := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := p.SubmitBatch(ctx, chunk)
+		clear(chunk)
+		chunk, size = chunk[:0], 0
+		if err != nil {
+			return interrupted(err)
+		}
+		bar.set(lines.Offset())
+		return nil
+	}
+	for {
+		line, num, err := lines.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !errors.Is(err, jsonl.ErrLineTooLong) {
+			return fmt.Errorf("reading %s: %w", c.inName(), err)
+		}
+		cnt.read.Add(1)
+		var ev *onceflow.Event
+		if err == nil {
+			ev, err = dec.Decode(line)
+		}
+		if err != nil {
+			cnt.rejected.Add(1)
+			if err := rej.add(num, err); err != nil {
+				return err
+			}
+			continue
+		}
+		if c.shards > 1 {
+			// The pipeline shards by key and finds in-flight duplicates
+			// within a shard. Copies of one identity may carry different
+			// partitionkeys; routing by id sends them all to one shard,
+			// so that a copy is never written before the store could tell
+			// it is one. Only the routing changes: the line is written as
+			// read.
+			ev.PartitionKey = ev.ID
+		}
+		chunk = append(chunk, ev)
+		size += len(ev.Raw)
+		if len(chunk) == cap(chunk) || size >= chunkBytes {
+			if err := submit(); err != nil {
+				return err
+			}
+		}
+	}
+	return submit()
+}
+
+func (c *runConfig) inName() string {
+	if c.in == "-" {
+		return "standard input"
+	}
+	return c.in
+}
+
+// openState opens the store in dir, creating dir if needed.
+func openState(dir string, opts ...dedup.Option) (*dedup.Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	opts = append(opts, dedup.WithLockTimeout(lockTimeout))
+	store, err := dedup.Open(filepath.Join(dir, stateFile), opts...)
+	if errors.Is(err, dedup.ErrLocked) {
+		return nil, fmt.Errorf("state %s is locked by another process (another onceflow run, inspect or stats on it?): %w", dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", dir, err)
+	}
+	return store, nil
+}
+
+// rejects writes reject records; a nil *rejects only counts.
+type rejects struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// rejectRecord is one line of --rejects.
+type rejectRecord struct {
+	Line   int64  `json:"line"`
+	Reason string `json:"reason"`
+	Error  string `json:"error"`
+}
+
+func openRejects(path string) (*rejects, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--rejects: %w", err)
+	}
+	return &rejects{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+func (r *rejects) add(line int64, cause error) error {
+	if r == nil {
+		return nil
+	}
+	b, err := json.Marshal(rejectRecord{Line: line, Reason: onceflow.Reason(cause), Error: cause.Error()})
+	if err != nil {
+		return fmt.Errorf("--rejects: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := r.w.Write(b); err != nil {
+		return fmt.Errorf("--rejects: %w", err)
+	}
+	return nil
+}
+
+func (r *rejects) close() error {
+	if r == nil {
+		return nil
+	}
+	err := r.w.Flush()
+	if cerr := r.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+)
+
+// sink writes each group commit's new events to the output before the
+// group commits: for a regular file, written and fsync'd, its new length
+// then commits in the same transaction as the events' identities. On
+// start the file is cut back to the committed length (see openSink), so
+// after a crash no uncommitted line survives and no committed one is
+// lost. For standard output and other streams only the order holds.
+//
+// The pipeline calls WriteBatch from its one committer goroutine.
+type sink struct {
+	name    string   // checkpoint name
+	f       *os.File // nil for standard output
+	durable bool     // a regular file: synced and cut back
+	w       *bufio.Writer
+	off     int64         // committed length after the last WriteBatch
+	written *atomic.Int64 // lines written, for the summary
+}
+
+// checkpointPrefix prefixes the absolute path of an output file to name
+// its checkpoint: each output file has its own committed length, so that
+// a run may write to a new file after earlier runs wrote to others.
+const checkpointPrefix = "out:"
+
+// openSink opens the output named by path ("-" for stdout) and cuts a
+// regular file back to the length committed in store. A file without
+// checkpoint is continued from its current length, which commits as the
+// first checkpoint before anything is written.
+func openSink(store *dedup.Store, path string, stdout io.Writer) (*sink, error) {
+	if path == "-" {
+		return &sink{name: checkpointPrefix + "-", w: bufio.NewWriterSize(stdout, 256<<10)}, nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("--out: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--out: %w", err)
+	}
+	s := &sink{name: checkpointPrefix + abs, f: f, w: bufio.NewWriterSize(f, 256<<10)}
+	if err := s.recover(store); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// recover cuts the file back to its committed length.
+func (s *sink) recover(store *dedup.Store) error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil // a device or pipe: written, never cut
+	}
+	s.durable = true
+	v, ok, err := store.Checkpoint(s.name)
+	if err != nil {
+		return fmt.Errorf("reading the output checkpoint: %w", err)
+	}
+	if !ok {
+		s.off = st.Size()
+		err := store.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: s.name, Value: encodeOffset(s.off)}}})
+		if err != nil {
+			return fmt.Errorf("committing the output checkpoint: %w", err)
+		}
+	} else {
+		if len(v) != 8 {
+			return fmt.Errorf("corrupt state: the checkpoint of --out %s has %d bytes, want 8", s.f.Name(), len(v))
+		}
+		s.off = int64(binary.BigEndian.Uint64(v))
+		if s.off < 0 || st.Size() < s.off {
+			return fmt.Errorf("corrupt state: --out %s has %d bytes, fewer than the %d the state says were committed to it; "+
+				"the file was cut or replaced since: restore it, or use another --out or a fresh --state", s.f.Name(), st.Size(), s.off)
+		}
+	}
+	if st.Size() > s.off {
+		if err := s.f.Truncate(s.off); err != nil {
+			return fmt.Errorf("--out: cutting uncommitted lines: %w", err)
+		}
+	}
+	if _, err := s.f.Seek(s.off, io.SeekStart); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
+}
+
+func encodeOffset(off int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(off)) }
+
+// Name names the checkpoint.
+func (s *sink) Name() string { return s.name }
+
+// WriteBatch writes evs' original lines, each with "\n", syncs a regular
+// file and returns its new length as the checkpoint.
+func (s *sink) WriteBatch(evs []*onceflow.Event) ([]byte, error) {
+	n := int64(0)
+	for _, ev := range evs {
+		s.w.Write(ev.Raw) // a write error sticks; Flush reports it
+		s.w.WriteByte('\n')
+		n += int64(len(ev.Raw)) + 1
+	}
+	if err := s.w.Flush(); err != nil {
+		return nil, fmt.Errorf("writing --out: %w", err)
+	}
+	if s.durable {
+		if err := s.f.Sync(); err != nil {
+			return nil, fmt.Errorf("syncing --out: %w", err)
+		}
+	}
+	s.off += n
+	if s.written != nil {
+		s.written.Add(int64(len(evs)))
+	}
+	if !s.durable {
+		return []byte{}, nil
+	}
+	return encodeOffset(s.off), nil
+}
+
+// close closes the file; standard output stays open.
+func (s *sink) close() error {
+	err := s.w.Flush()
+	if s.f != nil {
+		if cerr := s.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
