@@ -1,0 +1,240 @@
+// Package crashtest re-executes a test binary as a child process and kills
+// it with SIGKILL at random moments, so that a test can check what survives
+// a crash on real files. It is the portable part of bbolt's kill -9 loop:
+// no root, no special filesystem.
+//
+// The parent calls [Run] from an ordinary test. The child is a test
+// function of the same binary that returns early unless [IsChild] reports
+// true; it prints [Ready] on stdout once it is doing work worth
+// interrupting, and exits 0 when it has finished all of it. Run restarts the
+// child after every kill, on the same files, until the child finishes.
+package crashtest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Ready is the line a child prints on stdout when it is ready to be killed.
+const Ready = "CRASHTEST-READY"
+
+// envChild marks a child process; its value names the child test.
+const envChild = "ONCEFLOW_CRASHTEST_CHILD"
+
+// IsChild reports whether this process is a child started by Run for the
+// test named name.
+func IsChild(name string) bool { return os.Getenv(envChild) == name }
+
+// Config describes one crash run.
+type Config struct {
+	// Child is the name of the child test function (run with -test.run).
+	Child string
+	// Binary is the test binary to run as the child (default: this one,
+	// os.Args[0]). See BuildChild.
+	Binary string
+	// Env is added to the child's environment.
+	Env []string
+	// Kills is the number of SIGKILLs to deliver before the child is let
+	// finish.
+	Kills int
+	// MinDelay and MaxDelay bound the random delay between the child's
+	// Ready line and the kill (defaults 0 and 100 ms).
+	MinDelay, MaxDelay time.Duration
+	// EarlyKills is the share of kills delivered at a random moment before
+	// Ready (default 0.1), so that opening and recovery get killed too.
+	EarlyKills float64
+	// Seed seeds the kill schedule.
+	Seed uint64
+	// Timeout bounds the whole run (default 5 minutes).
+	Timeout time.Duration
+	// Log receives progress lines (nil: none).
+	Log func(format string, args ...any)
+}
+
+// Result is what Run observed.
+type Result struct {
+	Kills    int           // SIGKILLs delivered
+	Starts   int           // child processes started
+	Finished bool          // the last child exited 0
+	Wall     time.Duration // the whole run
+}
+
+// Run runs the child until it finishes, killing it cfg.Kills times first.
+// A child that exits non-zero, or a run past the timeout, is an error that
+// includes the child's stderr.
+func Run(cfg Config) (Result, error) {
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = 100 * time.Millisecond
+	}
+	if cfg.EarlyKills == 0 {
+		cfg.EarlyKills = 0.1
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Minute
+	}
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	rnd := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c))
+	start := time.Now()
+	var res Result
+	for {
+		if time.Since(start) > cfg.Timeout {
+			return res, fmt.Errorf("crashtest: timeout after %v (%d kills, %d starts)", cfg.Timeout, res.Kills, res.Starts)
+		}
+		kill := res.Kills < cfg.Kills
+		early := kill && rnd.Float64() < cfg.EarlyKills
+		delay := cfg.MinDelay + time.Duration(rnd.Int64N(int64(cfg.MaxDelay-cfg.MinDelay)+1))
+		killed, err := runChild(cfg, kill, early, delay, &res)
+		if err != nil {
+			return res, err
+		}
+		if killed {
+			res.Kills++
+			continue
+		}
+		res.Finished = true
+		res.Wall = time.Since(start)
+		logf("crashtest: child finished after %d kills, %d starts, %v", res.Kills, res.Starts, res.Wall)
+		return res, nil
+	}
+}
+
+func runChild(cfg Config, kill, early bool, delay time.Duration, res *Result) (killed bool, err error) {
+	bin := cfg.Binary
+	if bin == "" {
+		bin = os.Args[0]
+	}
+	cmd := exec.Command(bin, "-test.run=^"+cfg.Child+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(append(os.Environ(), cfg.Env...), envChild+"="+cfg.Child)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return false, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("crashtest: start child: %w", err)
+	}
+	res.Starts++
+	ready := make(chan struct{})
+	readDone := make(chan struct{})
+	tail := &lastLines{}
+	go func() { // reads until the child's stdout closes, which its death does
+		defer close(readDone)
+		sc := bufio.NewScanner(stdout)
+		closed := false
+		for sc.Scan() {
+			tail.add(sc.Text())
+			if !closed && strings.Contains(sc.Text(), Ready) {
+				close(ready)
+				closed = true
+			}
+		}
+		if !closed {
+			close(ready)
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	if kill {
+		if early {
+			time.Sleep(time.Duration(float64(delay) * 0.2))
+		} else {
+			<-ready
+			time.Sleep(delay)
+		}
+		killed = cmd.Process.Signal(syscall.SIGKILL) == nil
+	}
+	<-readDone // all reads done before Wait closes the pipe
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("crashtest: child failed: %v\nstdout tail:\n%s\nstderr:\n%s", err, tail, stderr.String())
+	}
+	return false, nil // finished before the kill landed
+}
+
+// BuildChild compiles the test binary of the package in dir (the test's
+// working directory is its package) without the race detector, into a
+// temporary directory, and returns its path. The race detector slows bbolt
+// tenfold and finds nothing a SIGKILL could; the parent still runs under it.
+func BuildChild(tmp, dir string) (string, error) {
+	bin := filepath.Join(tmp, "child.test")
+	cmd := exec.Command("go", "test", "-c", "-o", bin, ".")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("crashtest: building the child: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// RunOnce runs the child test name of bin to completion with env and
+// returns its stdout; a failure includes stderr.
+func RunOnce(bin, name string, env []string) (string, error) {
+	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(append(os.Environ(), env...), envChild+"="+name)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("crashtest: %s: %v\nstdout:\n%s\nstderr:\n%s", name, err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+type lastLines struct{ lines []string }
+
+func (l *lastLines) add(s string) {
+	l.lines = append(l.lines, s)
+	if len(l.lines) > 30 {
+		l.lines = l.lines[1:]
+	}
+}
+
+func (l *lastLines) String() string { return strings.Join(l.lines, "\n") }
+
+// Summary is the JSON record a crash run writes for RELIABILITY.md.
+type Summary struct {
+	Name          string  `json:"name"`
+	Seed          uint64  `json:"seed"`
+	Events        int     `json:"events"`
+	Deliveries    int     `json:"deliveries"`
+	DuplicateRate float64 `json:"duplicate_rate"`
+	ReorderRate   float64 `json:"reorder_rate"`
+	Kills         int     `json:"kills"`
+	Starts        int     `json:"starts"`
+	Lost          int     `json:"lost"`
+	DupEffects    int     `json:"duplicate_effects"`
+	Recovered     int     `json:"recovered"`
+	CheckErrors   int     `json:"check_errors"`
+	WallSeconds   float64 `json:"wall_seconds"`
+	Command       string  `json:"command"`
+}
+
+// WriteSummary writes s as JSON to dir/name.json when dir is not empty
+// (ONCEFLOW_RELIABILITY_DIR, typically), creating dir.
+func WriteSummary(dir string, s Summary) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, s.Name+".json"), append(b, '\n'), 0o644)
+}
