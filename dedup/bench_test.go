@@ -1,0 +1,384 @@
+package dedup_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+	bolt "go.etcd.io/bbolt"
+)
+
+// benchIdentity returns the n-th identity of a stream: a realistic
+// source and a random-looking 20-character id.
+func benchIdentity(stream, n uint64) onceflow.Identity {
+	r := rand.New(rand.NewPCG(stream, n))
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var id [20]byte
+	for i := range id {
+		id[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return onceflow.Identity{Source: "https://shop.example.com/orders", ID: string(id[:])}
+}
+
+func benchRecords(stream, from uint64, n int) []onceflow.Record {
+	recs := make([]onceflow.Record, n)
+	for i := range recs {
+		recs[i] = onceflow.Record{
+			ID:      benchIdentity(stream, from+uint64(i)),
+			Outcome: onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1, FirstSeen: time.Unix(1_900_000_000, 0)},
+		}
+	}
+	return recs
+}
+
+// BenchmarkDedup measures a lookup answered by each tier, with a full
+// window: 9 live slices of 20,000 identities each, filters sized for
+// them. The baseline tier=bbolt-raw-get is a bare bbolt View + Get of the
+// same keys in the same file, in the bucket known to hold each: what a
+// store-hit costs at least.
+//
+// go test -run '^$' -bench BenchmarkDedup -benchmem ./dedup/
+func BenchmarkDedup(b *testing.B) {
+	const perSlice, nSlices = 20_000, 8
+	clk := newClock()
+	path := filepath.Join(b.TempDir(), "state.db")
+	opts := []dedup.Option{
+		dedup.WithClock(clk.Now), dedup.WithWindow(nSlices * time.Hour), dedup.WithSlices(nSlices),
+		dedup.WithCapacity(perSlice * nSlices), dedup.UnsafeNoSync(),
+	}
+	s, err := dedup.Open(path, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for sl := range nSlices + 1 {
+		for i := 0; i < perSlice; i += 1000 {
+			commit(b, s, benchRecords(1, uint64(sl*perSlice+i), 1000)...)
+		}
+		if sl < nSlices {
+			clk.Add(time.Hour)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	committed := func(i int) onceflow.Identity { return benchIdentity(1, uint64(i%((nSlices+1)*perSlice))) }
+
+	run := func(b *testing.B, s *dedup.Store, id func(i int) onceflow.Identity, wantFound bool) {
+		b.ReportAllocs()
+		i := 0
+		before := s.Stats()
+		start := time.Now()
+		for b.Loop() {
+			_, ok, err := s.Lookup(id(i))
+			if err != nil || ok != wantFound {
+				b.Fatalf("Lookup: %v, %v; want found=%v", ok, err, wantFound)
+			}
+			i++
+		}
+		b.ReportMetric(float64(i)/time.Since(start).Seconds(), "events/s")
+		st := s.Stats()
+		b.ReportMetric(float64(st.StoreReads-before.StoreReads)/float64(i), "store-reads/op")
+	}
+	reopen := func(b *testing.B, more ...dedup.Option) *dedup.Store {
+		s, err := dedup.Open(path, append(slices.Clone(opts), more...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	// Identities are precomputed outside the timed loop.
+	ids := func(stream uint64, n int) []onceflow.Identity {
+		out := make([]onceflow.Identity, n)
+		for i := range out {
+			out[i] = benchIdentity(stream, uint64(i))
+		}
+		return out
+	}
+	committedIDs := make([]onceflow.Identity, (nSlices+1)*perSlice)
+	for i := range committedIDs {
+		committedIDs[i] = committed(i)
+	}
+	rand.New(rand.NewPCG(7, 7)).Shuffle(len(committedIDs), func(i, j int) {
+		committedIDs[i], committedIDs[j] = committedIDs[j], committedIDs[i]
+	})
+
+	b.Run("tier=cache-hit", func(b *testing.B) {
+		s := reopen(b)
+		hot := committedIDs[:1000]
+		for _, id := range hot {
+			_, _, _ = s.Lookup(id) // a store hit caches the outcome
+		}
+		dedup.WaitCache(s)
+		run(b, s, func(i int) onceflow.Identity { return hot[i%len(hot)] }, true)
+		if st := s.Stats(); st.CacheHits < st.Lookups-2*uint64(len(hot)) {
+			b.Errorf("%d cache hits of %d lookups", st.CacheHits, st.Lookups)
+		}
+	})
+	b.Run("tier=store-hit", func(b *testing.B) {
+		s := reopen(b, dedup.WithCacheItems(0))
+		run(b, s, func(i int) onceflow.Identity { return committedIDs[i%len(committedIDs)] }, true)
+	})
+	b.Run("tier=store-miss", func(b *testing.B) {
+		// Identities noted by a first lookup and never committed: the
+		// filter says "maybe", the store read finds nothing, which is
+		// the path of a Bloom false positive.
+		s := reopen(b, dedup.WithCacheItems(0))
+		noted := ids(3, 5_000)
+		for _, id := range noted {
+			_, _, _ = s.Lookup(id)
+		}
+		run(b, s, func(i int) onceflow.Identity { return noted[i%len(noted)] }, false)
+	})
+	b.Run("tier=bbolt-raw-get", func(b *testing.B) {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		// Each key with the name of the bucket that holds it: the floor of
+		// a store read, which dedup reaches through the filters' mask.
+		type kb struct{ key, bucket []byte }
+		keys := make([]kb, len(committedIDs))
+		err = db.View(func(tx *bolt.Tx) error {
+			for i, id := range committedIDs {
+				keys[i].key = id.AppendKey(nil)
+				_ = tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+					if bytes.HasPrefix(name, []byte("o/")) && bk.Get(keys[i].key) != nil {
+						keys[i].bucket = bytes.Clone(name)
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		i := 0
+		start := time.Now()
+		for b.Loop() {
+			k := keys[i%len(keys)]
+			err := db.View(func(tx *bolt.Tx) error {
+				if tx.Bucket(k.bucket).Get(k.key) == nil {
+					return fmt.Errorf("key %d not found", i)
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(i)/time.Since(start).Seconds(), "events/s")
+	})
+	b.Run("tier=bloom-negative", func(b *testing.B) {
+		// Last: opening with a later clock expires the oldest slice.
+		// Each lookup of a new identity notes it in the current slice:
+		// move to the next slice after perSlice of them, so that every
+		// slice holds what it is sized for, as in a steady state.
+		own := newClock()
+		own.Set(clk.Now().Add(time.Hour)) // start with an empty current slice
+		s := reopen(b, dedup.WithClock(own.Now))
+		fresh := ids(2, 1<<20)
+		run(b, s, func(i int) onceflow.Identity {
+			if i%perSlice == perSlice-1 {
+				own.Add(time.Hour)
+			}
+			return fresh[i%len(fresh)]
+		}, false)
+		if st := s.Stats(); st.BloomOverflows > 0 {
+			b.Errorf("%d filter overflows", st.BloomOverflows)
+		}
+	})
+}
+
+// BenchmarkCommit measures a group commit of new identities with fsync,
+// into a bucket that already holds 200,000, against a bare bbolt Update
+// with the same Puts (the same key bytes, values of the same size) into a
+// bucket of the same size. layout=unsorted writes the keys in arrival
+// order; sorted is what dedup does; fill=0.9 sets the bucket's
+// FillPercent. Run with a fixed count so that every bucket ends the same
+// size:
+//
+// go test -run '^$' -bench 'BenchmarkCommit/batch=1000/' -benchtime 100x -benchmem ./dedup/
+// go test -run '^$' -bench 'BenchmarkCommit/batch=10000/' -benchtime 10x -benchmem ./dedup/
+func BenchmarkCommit(b *testing.B) {
+	const prefill = 200_000
+	type layout struct {
+		name   string
+		sorted bool
+		fill   float64
+	}
+	type run struct {
+		l     layout
+		batch int
+	}
+	var runs []run
+	for _, l := range []layout{{"sorted", true, 0}, {"unsorted", false, 0}, {"sorted/fill=0.9", true, 0.9}} {
+		runs = append(runs, run{l, 1000})
+	}
+	for _, l := range []layout{{"sorted", true, 0}, {"unsorted", false, 0}} {
+		runs = append(runs, run{l, 10_000})
+	}
+	for _, r := range runs {
+		l, batch := r.l, r.batch
+		for _, impl := range []string{"dedup", "bbolt-raw"} {
+			b.Run(fmt.Sprintf("batch=%d/layout=%s/impl=%s", batch, l.name, impl), func(b *testing.B) {
+				path := filepath.Join(b.TempDir(), "state.db")
+				clk := newClock()
+				opts := []dedup.Option{dedup.WithClock(clk.Now)}
+				if !l.sorted {
+					opts = append(opts, dedup.WithUnsortedPuts())
+				}
+				if l.fill > 0 {
+					opts = append(opts, dedup.WithFillPercent(l.fill))
+				}
+				var commitBatch func(recs []onceflow.Record)
+				if impl == "dedup" {
+					s, err := dedup.Open(path, append(slices.Clone(opts), dedup.UnsafeNoSync())...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := 0; i < prefill; i += 1000 {
+						commit(b, s, benchRecords(1, uint64(i), 1000)...)
+					}
+					if err := s.Close(); err != nil {
+						b.Fatal(err)
+					}
+					s, err = dedup.Open(path, opts...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { _ = s.Close() })
+					commitBatch = func(recs []onceflow.Record) { commit(b, s, recs...) }
+				} else {
+					db := rawPrefill(b, path, prefill, 1000, l.fill)
+					// The value dedup stores for these records.
+					val := make([]byte, 17)
+					commitBatch = func(recs []onceflow.Record) {
+						keys := make([][]byte, len(recs))
+						for i := range recs {
+							keys[i] = recs[i].ID.AppendKey(nil)
+						}
+						if l.sorted {
+							slices.SortFunc(keys, bytes.Compare)
+						}
+						err := db.Update(func(tx *bolt.Tx) error {
+							bk := tx.Bucket(rawBucket)
+							if l.fill > 0 {
+								bk.FillPercent = l.fill
+							}
+							for _, k := range keys {
+								if err := bk.Put(k, val); err != nil {
+									return err
+								}
+							}
+							return nil
+						})
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportAllocs()
+				n := uint64(prefill)
+				start := time.Now()
+				for b.Loop() {
+					commitBatch(benchRecords(1, n, batch))
+					n += uint64(batch)
+				}
+				b.ReportMetric(float64(n-prefill)/time.Since(start).Seconds(), "events/s")
+			})
+		}
+	}
+}
+
+var rawBucket = []byte("o/raw")
+
+// rawPrefill opens a bare bbolt file holding prefill identity keys, put
+// without fsync in sorted batches as dedup's prefill does.
+func rawPrefill(b *testing.B, path string, prefill, batch int, fill float64) *bolt.DB {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: time.Second, NoSync: true, FreelistType: bolt.FreelistMapType,
+		NoFreelistSync: true, InitialMmapSize: 1 << 30,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := make([]byte, 17)
+	for i := 0; i < prefill; i += batch {
+		recs := benchRecords(1, uint64(i), batch)
+		keys := make([][]byte, len(recs))
+		for j := range recs {
+			keys[j] = recs[j].ID.AppendKey(nil)
+		}
+		slices.SortFunc(keys, bytes.Compare)
+		err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists(rawBucket)
+			if err != nil {
+				return err
+			}
+			if fill > 0 {
+				bk.FillPercent = fill
+			}
+			for _, k := range keys {
+				if err := bk.Put(k, val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	db.NoSync = false
+	b.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// BenchmarkOpen measures opening a store whose window holds n
+// identities: the Bloom filters are rebuilt from the store.
+//
+// go test -run '^$' -bench BenchmarkOpen -benchtime 5x ./dedup/
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("identities=%d", n), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "state.db")
+			clk := newClock()
+			s, err := dedup.Open(path, dedup.WithClock(clk.Now), dedup.UnsafeNoSync())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < n; i += 10_000 {
+				commit(b, s, benchRecords(1, uint64(i), 10_000)...)
+			}
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+			var rebuild time.Duration
+			for b.Loop() {
+				s, err := dedup.Open(path, dedup.WithClock(clk.Now))
+				if err != nil {
+					b.Fatal(err)
+				}
+				st := s.Stats()
+				if st.RebuildIdentities != uint64(n) {
+					b.Fatalf("rebuilt %d identities; want %d", st.RebuildIdentities, n)
+				}
+				rebuild += st.RebuildDuration
+				_ = s.Close()
+			}
+			b.ReportMetric(float64(rebuild.Nanoseconds())/float64(b.N)/float64(n), "rebuild-ns/identity")
+			b.ReportMetric(rebuild.Seconds()/float64(b.N), "rebuild-s")
+		})
+	}
+}

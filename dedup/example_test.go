@@ -1,0 +1,55 @@
+package dedup_test
+
+import (
+	"fmt"
+	"log"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+)
+
+func Example() {
+	s, err := dedup.NewMemory() // or dedup.Open("state.db") for a durable store
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	id := onceflow.Identity{Source: "shop/orders", ID: "order-1"}
+	if _, found, _ := s.Lookup(id); !found {
+		fmt.Println("first delivery: handle it")
+	}
+	// The handler succeeded: commit its outcome and effects together.
+	err = s.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{{
+		ID:      id,
+		Outcome: onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1, Result: []byte("shipped")},
+		Writes:  []onceflow.StateWrite{{Key: onceflow.StateKey("customer-7", "orders"), Value: []byte("1")}},
+	}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A redelivery of the same event gets the first outcome back.
+	out, found, err := s.Lookup(id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(found, out.Duplicate, out.Status, string(out.Result))
+
+	// Committing the copy anyway keeps the first outcome and drops the
+	// copy's effects.
+	b := &onceflow.CommitBatch{Records: []onceflow.Record{{
+		ID:      id,
+		Outcome: onceflow.Outcome{Status: onceflow.StatusDone, Result: []byte("shipped twice")},
+		Writes:  []onceflow.StateWrite{{Key: onceflow.StateKey("customer-7", "orders"), Value: []byte("2")}},
+	}}}
+	if err := s.Commit(b); err != nil {
+		log.Fatal(err)
+	}
+	v, _, _ := s.ReadState(onceflow.StateKey("customer-7", "orders"))
+	fmt.Println(b.Records[0].Outcome.Duplicate, string(b.Records[0].Outcome.Result), string(v))
+	// Output:
+	// first delivery: handle it
+	// true true done shipped
+	// true shipped 1
+}
