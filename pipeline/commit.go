@@ -174,6 +174,17 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		}
 	}
 	if len(cb.Records) > 0 {
+		if p.cfg.hooks.AckBeforeCommit { // mutation: acknowledged before durable
+			p.ackGroup(group)
+			group = nil
+		}
+		p.crashPoint(PointBeforeCommit)
+		for i := range cb.Records {
+			if cb.Records[i].DeadLetter != nil || cb.Records[i].Redrive {
+				p.crashPoint(PointBeforeDeadLetterCommit)
+				break
+			}
+		}
 		start := time.Now()
 		err := p.commitRecords(cb, evs)
 		if err != nil {
@@ -187,6 +198,7 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		p.commits.Add(1)
 		p.committedEvents.Add(uint64(len(cb.Records)))
 		p.commitNanos.Add(int64(time.Since(start)))
+		p.crashPoint(PointAfterCommit)
 		// Copy back what the store kept (a record may have turned out a
 		// duplicate of a copy routed through another shard).
 		k := 0
@@ -199,7 +211,17 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 			}
 		}
 	}
-	for _, ob := range group {
+	p.ackGroup(group)
+	return evs
+}
+
+// ackGroup acknowledges every entry of a decided group and hands each
+// batch back to its shard.
+func (p *Pipeline) ackGroup(group []*outBatch) {
+	for k, ob := range group {
+		if k == 1 {
+			p.crashPoint(PointMidAck)
+		}
 		var acked, nacked uint64
 		for i := range ob.entries {
 			e := &ob.entries[i]
@@ -215,7 +237,6 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		ob.s.nacked.Add(nacked)
 		ob.s.release(len(ob.entries), ob.bytes, ob)
 	}
-	return evs
 }
 
 func (p *Pipeline) commitRecords(cb *onceflow.CommitBatch, evs []*onceflow.Event) error {

@@ -72,6 +72,7 @@ type config struct {
 	seed        uint64
 	seeded      bool
 	seq         *SequenceOptions
+	hooks       Hooks
 }
 
 func defaults() config {

@@ -172,7 +172,8 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		return false, 0
 	}
 	id := it.ev.Identity()
-	if p.cfg.store != nil && pi.attempts == 0 {
+	p.crashPoint(PointBeforeClaim)
+	if p.cfg.store != nil && pi.attempts == 0 && !p.cfg.hooks.SkipDedup {
 		if c, ok := s.pending[id]; ok && !(it.released && c.outcome.Status == onceflow.StatusHeld) {
 			out := c.outcome
 			out.Duplicate = true
@@ -215,6 +216,7 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		err = retry.Permanent(ErrNoStore)
 	}
 	if err == nil {
+		p.crashPoint(PointAfterHandler)
 		out := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: uint32(pi.attempts), FirstSeen: pi.first, Result: res}
 		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive}
 		s.addEffects(&rec, ob)
