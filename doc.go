@@ -46,7 +46,7 @@
 // A [Decoder] is immutable and safe for concurrent use; the zero Decoder
 // applies the defaults. Decoding copies the input once, into [Event.Raw],
 // and the event's strings and Data share that copy: Raw and Data must not be
-// modified. A typical event of 300 bytes decodes with two allocations in
-// under a microsecond on a small 2-core machine, about five times faster
-// than encoding/json, which checks less (see BenchmarkDecode).
+// modified. A typical event of 300 bytes decodes with two allocations,
+// about five times faster than encoding/json, which checks less (see
+// BenchmarkDecode).
 package onceflow
