@@ -3,11 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
 
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
 	"github.com/onceflow/onceflow/pipeline"
 	"github.com/onceflow/onceflow/stage"
 )
@@ -31,6 +33,7 @@ func benchStream(n, keys int) []*onceflow.Event {
 // batches handed over whole, the same no-op handler. One op submits and
 // drains 65,536 events over 1,000 keys.
 func BenchmarkPipeline(b *testing.B) {
+	benchmarkOrder(b)
 	evs := benchStream(benchEvents, 1000)
 	for _, impl := range []string{"pipeline", "pipeline-submitbatch", "baseline"} {
 		for _, shards := range []int{1, 2, 4} {
@@ -47,6 +50,66 @@ func BenchmarkPipeline(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkPipelineOrder measures sequence ordering against arrival order
+// on the same shuffled input (each event moved up to 63 places; 1,000 keys,
+// sequences contiguous per key), both through the in-memory dedup store.
+// Results appear as BenchmarkPipeline/order=….
+func benchmarkOrder(b *testing.B) {
+	const n = 1 << 16
+	evs := make([]*onceflow.Event, 0, n)
+	for s := 1; len(evs) < n; s++ {
+		for k := 0; k < 1000 && len(evs) < n; k++ {
+			key := "k" + strconv.Itoa(k)
+			ev := &onceflow.Event{SpecVersion: "1.0", Source: "bench", Type: "t", PartitionKey: key,
+				ID: key + "/" + strconv.Itoa(s), Sequence: uint64(s)}
+			ev.Raw = ev.AppendJSON(nil)
+			evs = append(evs, ev)
+		}
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range evs {
+		j := i + rnd.IntN(min(64, len(evs)-i))
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	for _, order := range []string{"arrival", "sequence"} {
+		b.Run("order="+order, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				store, err := dedup.NewMemory(dedup.WithCapacity(4 * n))
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts := []pipeline.Option{pipeline.WithStore(store), pipeline.WithShards(2)}
+				if order == "sequence" {
+					opts = append(opts, pipeline.WithSequenceOrder(pipeline.SequenceOptions{}))
+				}
+				p, err := pipeline.New(nop, opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				errc := make(chan error, 1)
+				go func() { errc <- p.Run(context.Background()) }()
+				for i := 0; i < len(evs); i += 64 {
+					if err := p.SubmitBatch(context.Background(), evs[i:min(i+64, len(evs))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := p.Shutdown(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if err := <-errc; err != nil {
+					b.Fatal(err)
+				}
+				if st := p.Stats(); st.Held != 0 || st.Handled != uint64(len(evs)) {
+					b.Fatalf("stats %+v: want every event handled, none held", st)
+				}
+				store.Close()
+			}
+			b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+		})
 	}
 }
 
