@@ -79,8 +79,8 @@ func (s *shard) committed(ob *outBatch) {
 		if e.kind != kindCommit {
 			continue
 		}
-		if c, ok := s.pending[e.rec.ID]; ok && c.ob == ob {
-			delete(s.pending, e.rec.ID)
+		if h := s.p.idHash(e.rec.ID); s.pending[h].ob == ob {
+			delete(s.pending, h)
 		}
 		if e.seqNext > 0 {
 			if ss := s.seqs[e.it.ev.Key()]; ss != nil && e.seqNext > ss.committed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type Pipeline struct {
 	// heldDecoder and redriveDecoder decode held events and dead letters
 	// read back from the store.
 	heldDecoder, redriveDecoder *onceflow.Decoder
+	hashSeed                    maphash.Seed
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -108,6 +110,7 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		shards:   make([]*shard, cfg.shards),
 		commitCh: make(chan *outBatch, 2*cfg.shards),
 		finished: make(chan struct{}),
+		hashSeed: maphash.MakeSeed(),
 	}
 	p.obPool.New = func() any { return new(outBatch) }
 	// Held events and dead letters were valid when they were accepted;
@@ -177,6 +180,11 @@ func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, b
 }
 
 func shardOf(ev *onceflow.Event, n int) int { return stage.Shard(ev.Key(), n) }
+
+// idHash hashes an identity for the shards' claim maps.
+func (p *Pipeline) idHash(id onceflow.Identity) uint64 {
+	return maphash.String(p.hashSeed, id.Source) ^ maphash.String(p.hashSeed, id.ID)*0x9e3779b97f4a7c15
+}
 
 // Run starts the shard workers (and the committer, with a store) and blocks
 // until the pipeline has stopped and every goroutine it started has

@@ -254,7 +254,7 @@ func (s *shard) alreadyDispatched(ctx context.Context, pi pitem, ob *outBatch, n
 			}
 		}
 	}
-	if c, ok := s.pending[id]; ok {
+	if c, ok := s.claimed(id); ok {
 		out := c.outcome
 		out.Duplicate = true
 		ob.add(entry{it: pi.item, kind: kindDup, outcome: out})
@@ -320,7 +320,7 @@ func (s *shard) hold(ss *seqState, pi pitem, ob *outBatch, now time.Time) {
 	out := onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: now}
 	rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, pi.ev.Sequence), Value: val}}}
 	ob.add(entry{it: pi.item, kind: kindCommit, outcome: out, rec: rec})
-	s.pending[id] = claim{ob: ob, outcome: out}
+	s.claim(id, ob, out)
 	if ss.gapIndex < 0 && o.Policy != GapWait {
 		ss.gapDue = now.Add(o.GapTimeout)
 		heap.Push(&s.gaps, ss)

@@ -69,8 +69,8 @@ type shard struct {
 	batch       []item
 	spare       []*outBatch
 	fx          onceflow.Effects
-	pending     map[onceflow.Identity]claim // handled, not yet committed
-	overlay     map[string]overlayEntry     // state written by pending events
+	pending     map[uint64]claim        // by identity hash: handled, not yet committed
+	overlay     map[string]overlayEntry // state written by pending events
 	stateReader shardState
 	parked      map[string]*keyQueue // keys waiting for a retry
 	parkedCount int                  // events in parked
@@ -87,6 +87,7 @@ type shard struct {
 type claim struct {
 	ob      *outBatch
 	outcome onceflow.Outcome
+	id      onceflow.Identity
 }
 
 type overlayEntry struct {
@@ -111,7 +112,7 @@ func newShard(p *Pipeline, idx, maxEvents, maxBytes int) *shard {
 	s.linger.Stop()
 	s.retryTimer.Stop()
 	if p.cfg.store != nil {
-		s.pending = make(map[onceflow.Identity]claim)
+		s.pending = make(map[uint64]claim)
 		s.overlay = make(map[string]overlayEntry)
 		s.stateReader = shardState{s: s}
 	}

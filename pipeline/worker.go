@@ -174,7 +174,7 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 	id := it.ev.Identity()
 	p.crashPoint(PointBeforeClaim)
 	if p.cfg.store != nil && pi.attempts == 0 && !p.cfg.hooks.SkipDedup {
-		if c, ok := s.pending[id]; ok && !(it.released && c.outcome.Status == onceflow.StatusHeld) {
+		if c, ok := s.claimed(id); ok && !(it.released && c.outcome.Status == onceflow.StatusHeld) {
 			out := c.outcome
 			out.Duplicate = true
 			ob.add(entry{it: it, kind: kindDup, outcome: out})
@@ -264,7 +264,22 @@ func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, 
 		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: heldKey(pi.ev.Key(), pi.ev.Sequence), Delete: true})
 	}
 	ob.add(entry{it: pi.item, kind: kindCommit, outcome: out, rec: rec, seqNext: pi.seqNext})
-	s.pending[id] = claim{ob: ob, outcome: out}
+	s.claim(id, ob, out)
+}
+
+// claimed returns the claim on id by an event handled in this shard and
+// not yet committed.
+func (s *shard) claimed(id onceflow.Identity) (claim, bool) {
+	c, ok := s.pending[s.p.idHash(id)]
+	return c, ok && c.id == id
+}
+
+// claim records that id was handled in ob with outcome out. Claims are
+// keyed by a hash of the identity and checked against the full identity:
+// two identities with the same hash only cost the later one its in-flight
+// duplicate answer (the store still commits its effects at most once).
+func (s *shard) claim(id onceflow.Identity, ob *outBatch, out onceflow.Outcome) {
+	s.pending[s.p.idHash(id)] = claim{ob: ob, outcome: out, id: id}
 }
 
 // addEffects copies the handler's effects into rec and into the shard's
