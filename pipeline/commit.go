@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -15,6 +16,13 @@ const (
 	kindNack          // not done: nack once the group is decided (keeps per-key ack order)
 	kindFinal         // final outcome without a store: ack at once
 )
+
+// seqNextAt is the last next sequence of a key within a group, and the
+// record it commits with.
+type seqNextAt struct {
+	rec  int
+	next uint64
+}
 
 type entry struct {
 	it      item
@@ -163,15 +171,26 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 	}
 	cb.Reset()
 	evs = evs[:0]
+	clear(p.seqNexts)
 	for _, ob := range group {
 		for i := range ob.entries {
 			if e := &ob.entries[i]; e.kind == kindCommit {
+				if e.seqNext > 0 {
+					p.seqNexts[e.it.ev.Key()] = seqNextAt{rec: len(cb.Records), next: e.seqNext}
+				}
 				cb.Records = append(cb.Records, e.rec)
 				if e.rec.Outcome.Status == onceflow.StatusDone {
 					evs = append(evs, e.it.ev)
 				}
 			}
 		}
+	}
+	// Each key's next sequence commits with its last outcome of the group,
+	// so that after a crash every event not committed is still due.
+	for key, at := range p.seqNexts {
+		r := &cb.Records[at.rec]
+		r.Writes = append(r.Writes[:len(r.Writes):len(r.Writes)], onceflow.StateWrite{
+			Key: nextKey(key), Value: binary.BigEndian.AppendUint64(nil, at.next)})
 	}
 	if len(cb.Records) > 0 {
 		if p.cfg.hooks.AckBeforeCommit { // mutation: acknowledged before durable

@@ -55,6 +55,7 @@ type Pipeline struct {
 	// read back from the store.
 	heldDecoder, redriveDecoder *onceflow.Decoder
 	hashSeed                    maphash.Seed
+	seqNexts                    map[string]seqNextAt // committer only: per group, sequence ordering
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -111,6 +112,7 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		commitCh: make(chan *outBatch, 2*cfg.shards),
 		finished: make(chan struct{}),
 		hashSeed: maphash.MakeSeed(),
+		seqNexts: make(map[string]seqNextAt),
 	}
 	p.obPool.New = func() any { return new(outBatch) }
 	// Held events and dead letters were valid when they were accepted;

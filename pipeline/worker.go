@@ -3,7 +3,6 @@ package pipeline
 import (
 	"container/heap"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -253,11 +252,6 @@ func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, 
 	if s.p.cfg.store == nil {
 		ob.add(entry{it: pi.item, kind: kindFinal, outcome: out, dl: rec.DeadLetter})
 		return
-	}
-	if pi.seqNext > 0 {
-		// The key's next sequence commits with this outcome, so that after
-		// a crash every event not committed is still due.
-		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: nextKey(pi.ev.Key()), Value: binary.BigEndian.AppendUint64(nil, pi.seqNext)})
 	}
 	if pi.released {
 		rec.Release = true
