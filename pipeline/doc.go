@@ -38,6 +38,15 @@
 // closes the committer channel (after every worker has returned); nothing
 // else is closed by a receiver.
 //
+// # Caveats
+//
+//   - Two copies of one identity with different partition keys go to
+//     different shards: the store still commits the identity's outcome and
+//     effects once (the later copy's effects are discarded and it receives
+//     the first outcome), but the handler may run for both.
+//   - Effects outside onceflow (HTTP calls, emails) are at least once: use
+//     Effects.IdempotencyKey so that the receiver can drop repeats.
+//
 // # Bounds and what blocks
 //
 // Each shard has a budget of events and bytes (WithQueueLimits divided by
@@ -70,8 +79,14 @@
 // logged), its effects are discarded, and the worker goes on with the next
 // event. No goroutine is lost and Shutdown is not delayed.
 //
+// # Testing hooks
+//
+// WithTestHooks installs crash points and mutation switches used by
+// onceflow's own crash and property tests (see Hooks). They break the
+// guarantees on purpose and are never for production.
+//
 // # Defaults
 //
 // 4 shards, batches of 64 events, 100 µs linger, 65,536 events and 32 MiB
-// in flight, group commits of up to 1,000 events or 2 ms.
+// in flight, group commits of up to 1,000 events or 2 ms, no retries.
 package pipeline
