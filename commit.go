@@ -74,3 +74,10 @@ type DeadLetter struct {
 	// Redriven is when the event was redriven and done, zero before.
 	Redriven time.Time
 }
+
+// OutboxEntry is a committed outbox message waiting for delivery, with the
+// store's sequence number for it.
+type OutboxEntry struct {
+	Seq     uint64
+	Message Message
+}

@@ -69,10 +69,7 @@ type storeCounters struct {
 
 // OutboxEntry is an outbox message waiting for delivery, under the
 // sequence number the store gave it at commit.
-type OutboxEntry struct {
-	Seq     uint64
-	Message onceflow.Message
-}
+type OutboxEntry = onceflow.OutboxEntry
 
 // Open opens (creating it if needed) the store file at path, a bbolt
 // database with mode 0600, and rebuilds the Bloom filters of the live

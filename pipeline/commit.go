@@ -218,6 +218,17 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		p.committedEvents.Add(uint64(len(cb.Records)))
 		p.commitNanos.Add(int64(time.Since(start)))
 		p.crashPoint(PointAfterCommit)
+		if p.cfg.outbox != nil {
+			for i := range cb.Records {
+				if len(cb.Records[i].Outbox) > 0 {
+					select {
+					case p.outboxWake <- struct{}{}:
+					default: // a wake-up is pending
+					}
+					break
+				}
+			}
+		}
 		// Copy back what the store kept (a record may have turned out a
 		// duplicate of a copy routed through another shard).
 		k := 0

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -73,6 +74,8 @@ type config struct {
 	seeded      bool
 	seq         *SequenceOptions
 	hooks       Hooks
+	outbox      func(context.Context, onceflow.Message) error
+	outboxRetry time.Duration
 }
 
 func defaults() config {

@@ -65,6 +65,9 @@ type Pipeline struct {
 	finish    sync.Once
 	fatal     atomic.Pointer[error]
 
+	outboxWake      chan struct{} // capacity 1: a commit wrote outbox messages
+	outboxDelivered atomic.Uint64
+	outboxErrors    atomic.Uint64
 	commits         atomic.Uint64
 	committedEvents atomic.Uint64
 	commitNanos     atomic.Int64
@@ -96,6 +99,11 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 			return nil, errors.New("pipeline: WithSequenceOrder requires a store that implements StateScanner")
 		}
 	}
+	if cfg.outbox != nil {
+		if _, ok := cfg.store.(OutboxStore); !ok {
+			return nil, errors.New("pipeline: WithOutbox requires WithStore with a store that keeps an outbox")
+		}
+	}
 	if cfg.budget != nil && cfg.retry == nil {
 		return nil, errors.New("pipeline: WithRetryBudget requires WithRetry")
 	}
@@ -106,13 +114,14 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: queue limit of %d events is less than one per shard (%d shards)", cfg.queueEvents, cfg.shards)
 	}
 	p := &Pipeline{
-		cfg:      cfg,
-		h:        h,
-		shards:   make([]*shard, cfg.shards),
-		commitCh: make(chan *outBatch, 2*cfg.shards),
-		finished: make(chan struct{}),
-		hashSeed: maphash.MakeSeed(),
-		seqNexts: make(map[string]seqNextAt),
+		cfg:        cfg,
+		h:          h,
+		shards:     make([]*shard, cfg.shards),
+		commitCh:   make(chan *outBatch, 2*cfg.shards),
+		finished:   make(chan struct{}),
+		hashSeed:   maphash.MakeSeed(),
+		seqNexts:   make(map[string]seqNextAt),
+		outboxWake: make(chan struct{}, 1),
 	}
 	p.obPool.New = func() any { return new(outBatch) }
 	// Held events and dead letters were valid when they were accepted;
@@ -220,9 +229,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if p.cfg.store != nil {
 		committer.Go(func() { p.commitLoop(rctx) })
 	}
+	var outbox sync.WaitGroup
+	committed := make(chan struct{})
+	if p.cfg.outbox != nil {
+		outbox.Go(func() { p.outboxLoop(rctx, committed) })
+	}
 	workers.Wait()
 	close(p.commitCh) // every sender has returned
 	committer.Wait()
+	close(committed) // the outbox delivers what is left, then returns
+	outbox.Wait()
 
 	var err error
 	if e := p.fatal.Load(); e != nil {

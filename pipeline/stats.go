@@ -40,6 +40,9 @@ type Stats struct {
 	// sequence numbers given up by GapSkip.
 	Held                   int64
 	GapReports, GapSkipped uint64
+	// OutboxDelivered counts outbox messages delivered (and deleted);
+	// OutboxErrors counts failed delivery rounds.
+	OutboxDelivered, OutboxErrors uint64
 	// Budget is the retry budget's state (zero without WithRetryBudget).
 	Budget retry.BudgetStats
 }
@@ -79,6 +82,8 @@ func (p *Pipeline) Stats() Stats {
 	if p.cfg.budget != nil {
 		st.Budget = p.cfg.budget.Stats()
 	}
+	st.OutboxDelivered = p.outboxDelivered.Load()
+	st.OutboxErrors = p.outboxErrors.Load()
 	st.Commits = p.commits.Load()
 	st.CommittedEvents = p.committedEvents.Load()
 	st.CommitTime = time.Duration(p.commitNanos.Load())

@@ -1,0 +1,76 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+	"github.com/onceflow/onceflow/pipeline"
+)
+
+// TestOutboxDeliveredAfterCommit: messages emitted by a handler are
+// delivered after their commit, with the stable idempotency key, at least
+// once across a failed delivery and a restart; duplicates emit nothing new.
+func TestOutboxDeliveredAfterCommit(t *testing.T) {
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := func(_ context.Context, ev *onceflow.Event, fx *onceflow.Effects) ([]byte, error) {
+		fx.Emit("mail", []byte("welcome "+ev.ID))
+		return nil, nil
+	}
+	var mu sync.Mutex
+	var got []onceflow.Message
+	failFirst := true
+	deliver := func(_ context.Context, m onceflow.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failFirst {
+			failFirst = false
+			return errors.New("smtp down")
+		}
+		got = append(got, m)
+		return nil
+	}
+	run := func(evs ...*onceflow.Event) pipeline.Stats {
+		p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithOutbox(deliver, 5*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := start(t, p)
+		for _, ev := range evs {
+			if _, err := p.Do(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		return p.Stats()
+	}
+	st := run(event("k", 1), event("k", 2), event("k", 1))
+	if st.OutboxErrors == 0 {
+		t.Fatal("the failed delivery was not counted")
+	}
+	run(event("k", 2)) // a duplicate in a later run emits nothing
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("delivered %d messages, want 2: %+v", len(got), got)
+	}
+	for i, id := range []string{"k/1", "k/2"} {
+		want := onceflow.IdempotencyKey(onceflow.Identity{Source: "test", ID: id}, "outbox/0")
+		if got[i].Key != want || string(got[i].Payload) != "welcome "+id {
+			t.Fatalf("message %d = %+v, want key %s", i, got[i], want)
+		}
+	}
+	if left, _ := store.PendingOutbox(10); len(left) != 0 {
+		t.Fatalf("%d messages left in the outbox", len(left))
+	}
+}
