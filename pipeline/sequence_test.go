@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/leanovate/gopter/gen"
 	"github.com/leanovate/gopter/prop"
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
 	"github.com/onceflow/onceflow/pipeline"
 	"github.com/onceflow/onceflow/retry"
 )
@@ -75,7 +77,10 @@ func seqStream(keys, n int, dupRate float64, seed int64) []*onceflow.Event {
 }
 
 func checkSequenced(keys, n int, dupRate float64, seed int64) string {
-	st := newMemStore()
+	return checkSequencedOn(newMemStore(), keys, n, dupRate, seed)
+}
+
+func checkSequencedOn(st pipeline.Store, keys, n int, dupRate float64, seed int64) string {
 	rec := newSeqRecorder()
 	var a acks
 	p, err := pipeline.New(rec.handle, pipeline.WithStore(st), pipeline.WithShards(1+int(uint64(seed)%4)),
@@ -148,6 +153,32 @@ func TestPropertySequenceOrderWithDuplicates(t *testing.T) {
 		gen.IntRange(1, 20), gen.IntRange(1, 60), gen.Int64(),
 	))
 	runProperties(t, params, ps)
+}
+
+// TestSequenceOnDedupStores runs the ordering check with duplicates on the
+// real stores (the test store above is a plain map).
+func TestSequenceOnDedupStores(t *testing.T) {
+	seed := rand.Int64()
+	t.Logf("seed %d", seed)
+	mem, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if msg := checkSequencedOn(mem, 20, 60, 0.2, seed); msg != "" {
+		t.Fatalf("memory store: %s", msg)
+	}
+	disk, err := dedup.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	if msg := checkSequencedOn(disk, 20, 60, 0.2, seed); msg != "" {
+		t.Fatalf("disk store: %s", msg)
+	}
+	if err := disk.Check(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPropertyGapReport is property (c): with gaps that stay open past the
