@@ -69,8 +69,14 @@
 // With --shards above 1, events are routed to shards by id, so that all
 // copies of an identity meet in one shard whatever their partitionkey; the
 // output order is then the input order only among events of one id.
-// --order sequence needs the pipeline's sequence ordering and is refused
-// as not yet supported until it lands.
+// --order sequence orders by key and so needs --shards 1: copies of one
+// identity with different partitionkeys could otherwise be in flight in
+// two shards at once.
+//
+// With --order sequence, early events are held in the state (and in
+// memory, at most 65,536 of them) until the gap before them is filled;
+// the summary's held counts them, and the run that fills the gap writes
+// them, so its written may exceed what it read.
 //
 // inspect and stats open the state like run does, so they wait (at most
 // two seconds) for a running run and fail if it does not finish.

@@ -41,6 +41,12 @@ Flags:
   --sequence          give events a "sequence" per key, from 1 up, in the
                       order they are made (before shuffling)
   --sources N         distinct sources (default 4)
+  --ids ordered|random
+                      ordered (default): ids grow with the stream, like
+                      ULIDs, Kafka offsets or database sequences ("e1-"
+                      and a zero-padded counter); random: random UUIDs
+                      (version 4 form), the worst case for the state's
+                      B-tree
   --max-event-bytes N the limit event_too_large lines exceed (default
                       1048576; use the same as onceflow run's)
   --out FILE|-        where to write (default -)
@@ -55,6 +61,7 @@ type genConfig struct {
 	sequence      bool
 	sources       int
 	maxEventBytes int
+	ids           string
 	out           string
 }
 
@@ -79,6 +86,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.sequence, "sequence", false, "")
 	fs.IntVar(&c.sources, "sources", 4, "")
 	fs.IntVar(&c.maxEventBytes, "max-event-bytes", defaultMaxEventBytes, "")
+	fs.StringVar(&c.ids, "ids", "ordered", "")
 	fs.StringVar(&c.out, "out", "-", "")
 	if code, done := parseFlags(fs, genHelp, args, stdout, stderr); done {
 		return code
@@ -95,6 +103,8 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = usagef("--shuffle %d: must be in [0, 16777216]", c.shuffle)
 	case c.sources < 1 || c.sources > 1<<20:
 		err = usagef("--sources %d: must be in [1, 1048576]", c.sources)
+	case c.ids != "ordered" && c.ids != "random":
+		err = usagef("--ids %q: must be ordered or random", c.ids)
 	case c.maxEventBytes < 1 || c.maxEventBytes > 1<<30:
 		err = usagef("--max-event-bytes %d: must be in [1, 1073741824]", c.maxEventBytes)
 	}
@@ -235,7 +245,7 @@ func (g *generator) makeEvent(bad bool) event {
 	g.next++
 	e := event{
 		n:       n,
-		id:      "e" + strconv.FormatUint(g.c.seed, 10) + "-" + strconv.FormatInt(n, 10),
+		id:      g.id(n),
 		source:  "urn:onceflow:gen:s" + strconv.Itoa(g.rng.IntN(g.c.sources)),
 		specver: "1.0",
 		time:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Millisecond).Format(time.RFC3339Nano),
@@ -253,6 +263,39 @@ func (g *generator) makeEvent(bad bool) event {
 		e.seq = g.seqs[k]
 	}
 	return e
+}
+
+// id returns the id of the n-th event.
+func (g *generator) id(n int64) string {
+	if g.c.ids == "random" {
+		var u [16]byte
+		for i := 0; i < 16; i += 8 {
+			v := g.rng.Uint64()
+			for j := range 8 {
+				u[i+j] = byte(v >> (8 * j))
+			}
+		}
+		u[6] = u[6]&0x0f | 0x40
+		u[8] = u[8]&0x3f | 0x80
+		const hex = "0123456789abcdef"
+		b := make([]byte, 0, 36)
+		for i, c := range u {
+			if i == 4 || i == 6 || i == 8 || i == 10 {
+				b = append(b, '-')
+			}
+			b = append(b, hex[c>>4], hex[c&0xf])
+		}
+		return string(b)
+	}
+	b := make([]byte, 0, 24)
+	b = append(b, 'e')
+	b = strconv.AppendUint(b, g.c.seed, 10)
+	b = append(b, '-')
+	s := strconv.FormatInt(n, 10)
+	for range 12 - len(s) {
+		b = append(b, '0')
+	}
+	return string(append(b, s...))
 }
 
 func (g *generator) newLine() []byte {

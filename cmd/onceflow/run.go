@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,11 +51,17 @@ Flags:
                       bad_sequence, bad_time.
   --order arrival|sequence
                       arrival (default): events are written as they arrive;
-                      with one shard in input order. sequence: each
-                      partitionkey's events are written in ascending
-                      "sequence", events waiting for a gap are held in the
-                      state until a later event (in this or a later run)
-                      fills it.
+                      with one shard in input order. sequence: each key's
+                      events (the key is partitionkey, or source without
+                      it) are written in ascending "sequence", contiguous
+                      from 1. An event that arrives before its turn is held
+                      durably in the state and written when the gap before
+                      it is filled, in this run or a later one (counted as
+                      held until then). Lines without sequence are rejected
+                      (missing_attribute); an event whose key and sequence
+                      belong to another event is rejected as
+                      sequence_conflict. At most 65,536 events can be held;
+                      beyond that the run fails (exit 1). Needs --shards 1.
   --window DURATION   how long identities are remembered, e.g. 24h or 720h
                       (default 168h). A duplicate arriving later is
                       written again.
@@ -75,7 +82,9 @@ last commit are written again by the next run.
 Summary: the last line on standard error is one JSON object:
   {"read":N,"written":N,"duplicates":N,"rejected":N,"held":N,
    "seconds":S,"events_per_second":R}
-read counts input lines; read = written + duplicates + rejected + held.
+read counts input lines; read = written + duplicates + rejected + held,
+except that with --order sequence written also counts events held by an
+earlier run and released by this one.
 When standard error is a terminal a progress bar is drawn above it.
 
 Exit status: 0 when the input was fully handled (rejects included), 1 on a
@@ -85,6 +94,9 @@ usage error.
 
 // stateFile is the name of the store inside --state.
 const stateFile = "onceflow.db"
+
+// maxHeld bounds the events held for sequence ordering.
+const maxHeld = 64 * 1024
 
 // lockTimeout bounds the wait for a state held by another process.
 const lockTimeout = 2 * time.Second
@@ -103,6 +115,8 @@ type runConfig struct {
 	cpuProfile  string
 	cacheItems  int
 	capacity    int
+	timing      bool
+	batch       int
 }
 
 func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
@@ -117,11 +131,13 @@ func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
 	fs.IntVar(&c.shards, "shards", 1, "")
 	fs.IntVar(&c.maxEventBytes, "max-event-bytes", defaultMaxEventBytes, "")
 	fs.IntVar(&c.groupEvents, "group-events", 16384, "")
-	fs.DurationVar(&c.groupDelay, "group-delay", 50*time.Millisecond, "")
+	fs.DurationVar(&c.groupDelay, "group-delay", 100*time.Millisecond, "")
 	fs.IntVar(&c.chunk, "chunk", 256, "")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "")
 	fs.IntVar(&c.cacheItems, "cache-items", 0, "")
 	fs.IntVar(&c.capacity, "capacity", 10_000_000, "")
+	fs.BoolVar(&c.timing, "timing", false, "")
+	fs.IntVar(&c.batch, "batch", 256, "")
 	if code, done := parseFlags(fs, runHelp, args, stdout, stderr); done {
 		return nil, code, true
 	}
@@ -141,8 +157,10 @@ func (c *runConfig) validate() error {
 		return usagef("--out must not be empty (use - for standard output)")
 	case c.order != "arrival" && c.order != "sequence":
 		return usagef("--order %q: must be arrival or sequence", c.order)
-	case c.order == "sequence":
-		return usagef("--order sequence: not yet supported")
+	case c.order == "sequence" && c.shards > 1:
+		// Copies of one identity with different partitionkeys would go
+		// to different shards, where neither sees the other in flight.
+		return usagef("--order sequence needs --shards 1")
 	case c.window <= 0:
 		return usagef("--window %v: must be positive", c.window)
 	case c.shards < 1 || c.shards > 1024:
@@ -173,7 +191,7 @@ type summary struct {
 // counters are updated by the reader and the pipeline's goroutines and
 // read by the progress bar.
 type counters struct {
-	read, rejected, written, duplicates, held, failed atomic.Int64
+	read, rejected, written, duplicates, held atomic.Int64
 }
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -276,21 +294,23 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 		}
 	}()
 
-	p, err := pipeline.New(passThrough,
+	acks := &acker{cnt: cnt, rej: rej, sequence: c.order == "sequence"}
+	opts := []pipeline.Option{
 		pipeline.WithStore(store),
 		pipeline.WithSink(sink),
 		pipeline.WithShards(c.shards),
-		pipeline.WithBatchSize(256),
+		pipeline.WithBatchSize(c.batch),
 		pipeline.WithQueueLimits(64*1024, 64<<20),
 		pipeline.WithGroupCommit(c.groupEvents, c.groupDelay),
-		pipeline.WithAck(func(a pipeline.Ack) {
-			switch {
-			case a.Err != nil:
-				cnt.failed.Add(1)
-			case a.Outcome.Duplicate:
-				cnt.duplicates.Add(1)
-			}
-		}))
+		pipeline.WithAck(acks.ack),
+	}
+	if acks.sequence {
+		acks.lines = make(map[*onceflow.Event]int64)
+		// The total bounds the memory of held events; a per-key bound
+		// below it would only fail files whose keys are few.
+		opts = append(opts, pipeline.WithSequenceOrder(pipeline.SequenceOptions{MaxHeldPerKey: maxHeld, MaxHeld: maxHeld}))
+	}
+	p, err := pipeline.New(passThrough, opts...)
 	if err != nil {
 		return err
 	}
@@ -303,7 +323,7 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 	runDone := make(chan error, 1)
 	go func() { runDone <- p.Run(rctx) }()
 
-	feedErr := c.feed(rctx, p, lines, dec, rej, cnt, bar)
+	feedErr := c.feed(rctx, p, lines, dec, rej, acks, bar)
 	if feedErr != nil {
 		cancel() // abandon what is in flight: nothing uncommitted is kept
 		if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
@@ -319,8 +339,15 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 	if err := <-runDone; err != nil {
 		return interrupted(err)
 	}
-	if n := cnt.failed.Load(); n > 0 {
-		return fmt.Errorf("%d events were not processed", n)
+	cnt.held.Store(p.Stats().Held)
+	if err := acks.err(); err != nil {
+		return err
+	}
+	if c.timing {
+		st := p.Stats()
+		fmt.Fprintf(stderr, "timing: commits %d, commit %v (sink write %v, sync %v), events/commit %.0f\n",
+			st.Commits, st.CommitTime.Round(time.Millisecond), sink.writeTime.Round(time.Millisecond),
+			sink.syncTime.Round(time.Millisecond), st.EventsPerCommit())
 	}
 	bar.set(lines.Offset())
 	return nil
@@ -341,7 +368,8 @@ func passThrough(context.Context, *onceflow.Event, *onceflow.Effects) ([]byte, e
 }
 
 // feed reads, decodes and submits every line, rejecting invalid ones.
-func (c *runConfig) feed(ctx context.Context, p *pipeline.Pipeline, lines *jsonl.Reader, dec *onceflow.Decoder, rej *rejects, cnt *counters, bar *progress) error {
+func (c *runConfig) feed(ctx context.Context, p *pipeline.Pipeline, lines *jsonl.Reader, dec *onceflow.Decoder, rej *rejects, acks *acker, bar *progress) error {
+	cnt := acks.cnt
 	const chunkBytes = 1 << 20
 	chunk := make([]*onceflow.Event, 0, c.chunk)
 	size := 0
@@ -371,6 +399,9 @@ func (c *runConfig) feed(ctx context.Context, p *pipeline.Pipeline, lines *jsonl
 		if err == nil {
 			ev, err = dec.Decode(line)
 		}
+		if err == nil && acks.sequence && ev.Sequence == 0 {
+			err = &onceflow.DecodeError{Field: "sequence", Err: onceflow.ErrMissingAttribute, Detail: "required with --order sequence"}
+		}
 		if err != nil {
 			cnt.rejected.Add(1)
 			if err := rej.add(num, err); err != nil {
@@ -378,6 +409,7 @@ func (c *runConfig) feed(ctx context.Context, p *pipeline.Pipeline, lines *jsonl
 			}
 			continue
 		}
+		acks.submitted(ev, num)
 		if c.shards > 1 {
 			// The pipeline shards by key and finds in-flight duplicates
 			// within a shard. Copies of one identity may carry different
@@ -421,10 +453,12 @@ func openState(dir string, opts ...dedup.Option) (*dedup.Store, error) {
 	return store, nil
 }
 
-// rejects writes reject records; a nil *rejects only counts.
+// rejects writes reject records; a nil *rejects only counts. Its methods
+// are safe for concurrent use.
 type rejects struct {
-	f *os.File
-	w *bufio.Writer
+	mu sync.Mutex
+	f  *os.File
+	w  *bufio.Writer
 }
 
 // rejectRecord is one line of --rejects.
@@ -445,15 +479,22 @@ func openRejects(path string) (*rejects, error) {
 	return &rejects{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
+// add reports line as rejected for cause, classed by onceflow.Reason.
 func (r *rejects) add(line int64, cause error) error {
+	return r.addReason(line, onceflow.Reason(cause), cause)
+}
+
+func (r *rejects) addReason(line int64, reason string, cause error) error {
 	if r == nil {
 		return nil
 	}
-	b, err := json.Marshal(rejectRecord{Line: line, Reason: onceflow.Reason(cause), Error: cause.Error()})
+	b, err := json.Marshal(rejectRecord{Line: line, Reason: reason, Error: cause.Error()})
 	if err != nil {
 		return fmt.Errorf("--rejects: %w", err)
 	}
 	b = append(b, '\n')
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, err := r.w.Write(b); err != nil {
 		return fmt.Errorf("--rejects: %w", err)
 	}
@@ -464,6 +505,8 @@ func (r *rejects) close() error {
 	if r == nil {
 		return nil
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	err := r.w.Flush()
 	if cerr := r.f.Close(); err == nil {
 		err = cerr

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	onceflow "github.com/onceflow/onceflow"
 	"github.com/onceflow/onceflow/dedup"
@@ -28,6 +29,8 @@ type sink struct {
 	w       *bufio.Writer
 	off     int64         // committed length after the last WriteBatch
 	written *atomic.Int64 // lines written, for the summary
+	// time spent writing and syncing, for --timing
+	writeTime, syncTime time.Duration
 }
 
 // checkpointPrefix prefixes the absolute path of an output file to name
@@ -108,6 +111,7 @@ func (s *sink) Name() string { return s.name }
 // WriteBatch writes evs' original lines, each with "\n", syncs a regular
 // file and returns its new length as the checkpoint.
 func (s *sink) WriteBatch(evs []*onceflow.Event) ([]byte, error) {
+	start := time.Now()
 	n := int64(0)
 	for _, ev := range evs {
 		s.w.Write(ev.Raw) // a write error sticks; Flush reports it
@@ -117,11 +121,14 @@ func (s *sink) WriteBatch(evs []*onceflow.Event) ([]byte, error) {
 	if err := s.w.Flush(); err != nil {
 		return nil, fmt.Errorf("writing --out: %w", err)
 	}
+	synced := time.Now()
+	s.writeTime += synced.Sub(start)
 	if s.durable {
 		if err := s.f.Sync(); err != nil {
 			return nil, fmt.Errorf("syncing --out: %w", err)
 		}
 	}
+	s.syncTime += time.Since(synced)
 	s.off += n
 	if s.written != nil {
 		s.written.Add(int64(len(evs)))
