@@ -2,9 +2,12 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -45,7 +48,7 @@ type proofStream struct {
 	order     []uint32
 	key       []uint16 // per event
 	fault     []uint8  // per event
-	reordered int      // first copies delivered after a later event's first copy
+	reordered int      // deliveries moved from their place by reordering
 }
 
 func newProofStream(sh proofShape) *proofStream {
@@ -81,6 +84,7 @@ func newProofStream(sh proofShape) *proofStream {
 		}
 	}
 	n := len(s.order)
+	before := append([]uint32(nil), s.order...)
 	for i := range n {
 		if rnd.Float64() < sh.reorder {
 			j := min(n-1, i+1+rnd.IntN(16))
@@ -91,22 +95,22 @@ func newProofStream(sh proofShape) *proofStream {
 			s.order[i], s.order[j] = s.order[j], s.order[i]
 		}
 	}
-	seen := make([]bool, sh.events)
-	high := -1
-	for _, e := range s.order {
-		if seen[e] {
-			continue
-		}
-		seen[e] = true
-		if int(e) < high {
+	for i := range n {
+		if s.order[i] != before[i] {
 			s.reordered++
 		}
-		high = max(high, int(e))
 	}
 	return s
 }
 
-func (s *proofStream) id(e uint32) string      { return "e" + strconv.FormatUint(uint64(e), 10) }
+// id is the event's id, zero-padded so that ids sort like their numbers
+// (new identities then append to the store's B+trees instead of touching
+// a random leaf each).
+func (s *proofStream) id(e uint32) string {
+	n := strconv.FormatUint(uint64(e), 10)
+	return "e" + strings.Repeat("0", max(0, 9-len(n))) + n
+}
+
 func (s *proofStream) keyName(e uint32) string { return "k" + strconv.Itoa(int(s.key[e])) }
 
 // event builds delivery i. Its Subject carries i, so that the ack callback
@@ -121,6 +125,54 @@ func (s *proofStream) event(i int) *onceflow.Event {
 		ev.Raw = ev.AppendJSON(nil)
 	}
 	return ev
+}
+
+// loadProofStream returns the stream of sh, read from path when a child
+// saved it there before (building a stream of millions of deliveries costs
+// more than reading it, in every restarted child), else built and saved.
+func loadProofStream(sh proofShape, path string) (*proofStream, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if s, ok := decodeProofStream(sh, b); ok {
+			return s, nil
+		}
+	}
+	s := newProofStream(sh)
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(s.order)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.reordered))
+	for _, e := range s.order {
+		b = binary.LittleEndian.AppendUint32(b, e)
+	}
+	for _, k := range s.key {
+		b = binary.LittleEndian.AppendUint16(b, k)
+	}
+	b = append(b, s.fault...)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, err
+	}
+	return s, os.Rename(tmp, path)
+}
+
+func decodeProofStream(sh proofShape, b []byte) (*proofStream, bool) {
+	if len(b) < 16 {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint64(b))
+	if len(b) != 16+4*n+3*sh.events {
+		return nil, false
+	}
+	s := &proofStream{shape: sh, order: make([]uint32, n), key: make([]uint16, sh.events), fault: make([]uint8, sh.events)}
+	s.reordered = int(binary.LittleEndian.Uint64(b[8:]))
+	b = b[16:]
+	for i := range s.order {
+		s.order[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	b = b[4*n:]
+	for i := range s.key {
+		s.key[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	copy(s.fault, b[2*sh.events:])
+	return s, true
 }
 
 // deliveryOf returns the delivery index an event of this stream carries.
