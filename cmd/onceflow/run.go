@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +109,15 @@ type runConfig struct {
 	window                  time.Duration
 	shards                  int
 	maxEventBytes           int
-	// Tuning, not in the help.
+	// Tuning and diagnostics, not in the help. The defaults were chosen
+	// on the 1M-event bench-cli stream (see BENCHMARKS.md): group
+	// commits of up to 16,384 events or 100 ms keep fsyncs to a few per
+	// second; shard batches of up to 8,192 events let the shard work on
+	// while the committer commits (the committer channel holds two
+	// batches per shard, and the committer does not read it during a
+	// commit); the outcome cache is off because a batch run seldom asks
+	// for an outcome twice and the cache's upkeep cost more than the store
+	// reads it saved (about 2.4 s of CPU per million events).
 	groupEvents int
 	groupDelay  time.Duration
 	chunk       int
@@ -117,6 +126,7 @@ type runConfig struct {
 	capacity    int
 	timing      bool
 	batch       int
+	trace       string
 }
 
 func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
@@ -137,7 +147,8 @@ func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
 	fs.IntVar(&c.cacheItems, "cache-items", 0, "")
 	fs.IntVar(&c.capacity, "capacity", 10_000_000, "")
 	fs.BoolVar(&c.timing, "timing", false, "")
-	fs.IntVar(&c.batch, "batch", 256, "")
+	fs.IntVar(&c.batch, "batch", 8192, "")
+	fs.StringVar(&c.trace, "trace", "", "")
 	if code, done := parseFlags(fs, runHelp, args, stdout, stderr); done {
 		return nil, code, true
 	}
@@ -238,6 +249,18 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if c.trace != "" {
+		f, err := os.Create(c.trace)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 
 	var in io.Reader = stdin
