@@ -159,6 +159,7 @@ func (be *boltBackend) deleteOutbox(seqs []uint64) error {
 				return err
 			}
 		}
+		be.fileSize.Store(tx.Size())
 		return nil
 	})
 }

@@ -239,3 +239,30 @@ func TestReopenOtherWindow(t *testing.T) {
 		t.Errorf("second reopen: remapped %v, expired %d; want false, 1", st.SlicesRemapped, st.ExpiredSlices)
 	}
 }
+
+// TestReopenNarrowerSlices reopens with a narrower slice width while the
+// current old slice still runs: its identities must stay visible.
+func TestReopenNarrowerSlices(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	clk := newClock()
+	t0 := clk.Now().Truncate(4 * time.Hour)
+	clk.Set(t0.Add(time.Hour))
+	s := openDisk(t, path, dedup.WithClock(clk.Now), dedup.WithWindow(16*time.Hour), dedup.WithSlices(4))
+	commit(t, s, done("a", ""))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDisk(t, path, dedup.WithClock(clk.Now), dedup.WithWindow(8*time.Hour), dedup.WithSlices(8))
+	if _, ok := lookup(t, s, "a"); !ok {
+		t.Error("Lookup(a) after remapping to narrower slices: not found")
+	}
+	// Remembered for the new window after the current slice.
+	clk.Set(t0.Add(10*time.Hour - time.Nanosecond))
+	if _, ok := lookup(t, s, "a"); !ok {
+		t.Error("Lookup(a) within the new window: not found")
+	}
+	clk.Set(t0.Add(10 * time.Hour))
+	if _, ok := lookup(t, s, "a"); ok {
+		t.Error("Lookup(a) after the new window: found")
+	}
+}

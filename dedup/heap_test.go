@@ -30,8 +30,14 @@ func liveHeap() uint64 {
 //
 // ONCEFLOW_HEAVY=1 go test -run TestWindowHeap10M -v ./dedup/
 func TestWindowHeap10M(t *testing.T) {
-	const capacity, cacheItems, budget = 10_000_000, 100_000, 64 << 20
+	const capacity, budget = 10_000_000, 64 << 20
+	cacheItems := 100_000
 	heavy := os.Getenv("ONCEFLOW_HEAVY") == "1"
+	if raceEnabled && !heavy {
+		// The race detector makes the cache fill slow and the heap
+		// unrepresentative: check the mechanics on a tenth of it.
+		cacheItems = 10_000
+	}
 	base := liveHeap()
 
 	clk := newClock()
@@ -83,14 +89,14 @@ func TestWindowHeap10M(t *testing.T) {
 	cacheBytes := int64(full) - int64(filters)
 	total := int64(full) - int64(base)
 	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
-	t.Logf("heavy=%v: filters %.1f MiB (%d filters, %d bitset bytes, %.2f B per identity of capacity), "+
+	t.Logf("heavy=%v race=%v: filters %.1f MiB (%d filters, %d bitset bytes, %.2f B per identity of capacity), "+
 		"cache %.1f MiB for %d items (%.0f B per item, %.0f%% of sampled lookups hit), empty store %.1f MiB, total %.1f MiB of %d MiB",
-		heavy, mib(filterBytes), st.BloomFilters, st.BloomBytes, float64(filterBytes)/capacity,
-		mib(cacheBytes), cacheItems, float64(cacheBytes)/cacheItems, 100*hitRatio,
+		heavy, raceEnabled, mib(filterBytes), st.BloomFilters, st.BloomBytes, float64(filterBytes)/capacity,
+		mib(cacheBytes), cacheItems, float64(cacheBytes)/float64(cacheItems), 100*hitRatio,
 		mib(int64(empty)-int64(base)), mib(total), budget>>20)
 	// The budget covers everything the store holds on the heap, the
 	// empty store included (ristretto's 1M counters are allocated at open).
-	if total > budget {
+	if total > budget && !raceEnabled {
 		t.Errorf("store with full filters and cache = %.1f MiB; budget %d MiB", mib(total), budget>>20)
 	}
 	if heavy {

@@ -165,7 +165,7 @@ func (s *Store) init() error {
 				return corruptf("slice width of %d bytes", len(v))
 			}
 			if old := time.Duration(binary.BigEndian.Uint64(v)); old != s.width {
-				if err := remapSlices(tx, old, s.width, low); err != nil {
+				if err := remapSlices(tx, old, s.width, low, cur); err != nil {
 					return err
 				}
 				s.st.widthMigration.Store(true)
@@ -204,10 +204,11 @@ func (s *Store) init() error {
 
 // remapSlices moves the outcomes of slices of width old into the slices
 // of width new that hold the last instant of each old slice, so that no
-// identity is forgotten earlier than the new window says. Slices that
-// map below low have expired and are deleted. Two old slices mapping to
-// one new slice merge, the first outcome of an identity winning.
-func remapSlices(tx writeTx, old, width time.Duration, low uint64) error {
+// identity is forgotten earlier than the new window says, but not beyond
+// the current slice cur, which lookups would not read. Slices that map
+// below low have expired and are deleted. Two old slices mapping to one
+// new slice merge, the first outcome of an identity winning.
+func remapSlices(tx writeTx, old, width time.Duration, low, cur uint64) error {
 	type kv struct{ k, v []byte }
 	olds, err := tx.slices()
 	if err != nil {
@@ -217,7 +218,7 @@ func remapSlices(tx writeTx, old, width time.Duration, low uint64) error {
 	var order []uint64
 	for _, s := range olds {
 		end := (s+1)*uint64(old) - 1 // the last nanosecond of s
-		j := end / uint64(width)
+		j := min(end/uint64(width), cur)
 		if j >= low {
 			if _, ok := moved[j]; !ok {
 				order = append(order, j)
@@ -294,8 +295,8 @@ func (s *Store) low(cur uint64) uint64 {
 	return cur - s.n
 }
 
-// liveMask is the mask of all live slices.
-func (s *Store) liveMask() uint64 { return 1<<(s.n+1) - 1 }
+// liveMask is the mask of all live slices when cur is current.
+func (s *Store) liveMask(cur uint64) uint64 { return 1<<(min(s.n, cur)+1) - 1 }
 
 func (s *Store) getKey(id onceflow.Identity) (*[]byte, []byte) {
 	kb := s.keyBufs.Get().(*[]byte)
@@ -381,7 +382,8 @@ func (s *Store) Inspect(id onceflow.Identity) (onceflow.Outcome, bool, error) {
 	}
 	kb, key := s.getKey(id)
 	defer s.keyBufs.Put(kb)
-	return s.read(0, key, s.current(), s.liveMask(), false)
+	cur := s.current()
+	return s.read(0, key, cur, s.liveMask(cur), false)
 }
 
 // ReadState returns a copy of the committed handler state under key (a
