@@ -81,6 +81,8 @@ type proofChildConfig struct {
 	GroupEvents int
 	// RedriveParallel is how many redrives run at once (default 64).
 	RedriveParallel int
+	// FaultRate is the commit fault rate of TestProofStoreFaultsChild.
+	FaultRate float64
 }
 
 const envProofConfig = "ONCEFLOW_PROOF_CONFIG"
@@ -343,12 +345,30 @@ func TestProofCheckChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
+	sum := checkProof(t, s, acked, store, cfg.Redrive)
+	rec, _ := os.ReadFile(filepath.Join(cfg.Dir, "recovered"))
+	sum.Recovered = len(rec) / 4
+	if v, err := os.ReadFile(filepath.Join(cfg.Dir, "violations")); err == nil {
+		sum.OrderViolations = strings.Count(string(v), "\n")
+	}
+	b, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("SUMMARY " + string(b))
+}
+
+// checkProof compares what a run of stream s left in store with the
+// stream: acked[i] says whether delivery i was acknowledged. Dead letters
+// are expected for permanent faults, redriven when redrive is set.
+// Violations are counted in the summary and logged, not failed on: the
+// caller decides (a mutation check expects them).
+func checkProof(t *testing.T, s *proofStream, acked []bool, store *dedup.Store, redrive bool) proofSummary {
+	t.Helper()
 	var sum proofSummary
-	sum.Events, sum.Deliveries = cfg.Events, len(s.order)
+	sum.Events, sum.Deliveries = s.shape.events, len(s.order)
 	sum.DuplicateRate = float64(s.duplicates()) / float64(len(s.order))
 	sum.ReorderRate = float64(s.reordered) / float64(len(s.order))
-	// Violations are counted and logged, not failed on: the parent
-	// decides (a mutation check expects them).
 	report := func(counter *int, format string, args ...any) {
 		*counter++
 		if *counter <= 10 {
@@ -358,10 +378,10 @@ func TestProofCheckChild(t *testing.T) {
 
 	// Expected final outcome of each event: done, or dead-lettered for a
 	// permanent fault that was not redriven.
-	wantDead := func(e uint32) bool { return s.fault[e] == faultPermanent && !cfg.Redrive }
-	outcomes := make([]onceflow.Outcome, cfg.Events)
-	found := make([]bool, cfg.Events)
-	for e := range uint32(cfg.Events) {
+	wantDead := func(e uint32) bool { return s.fault[e] == faultPermanent && !redrive }
+	outcomes := make([]onceflow.Outcome, s.shape.events)
+	found := make([]bool, s.shape.events)
+	for e := range uint32(s.shape.events) {
 		id := onceflow.Identity{Source: "proof", ID: s.id(e)}
 		out, ok, err := store.Inspect(id)
 		if err != nil {
@@ -385,7 +405,7 @@ func TestProofCheckChild(t *testing.T) {
 		}
 	}
 	modelCount := make(map[string]int)
-	for e := range uint32(cfg.Events) {
+	for e := range uint32(s.shape.events) {
 		want := onceflow.StatusDone
 		if wantDead(e) {
 			want = onceflow.StatusDeadLettered
@@ -412,7 +432,7 @@ func TestProofCheckChild(t *testing.T) {
 			modelCount[s.keyName(e)]++
 		}
 	}
-	for k := range cfg.Keys {
+	for k := range s.shape.keys {
 		key := "k" + strconv.Itoa(k)
 		v, _, err := store.ReadState(onceflow.StateKey(key, "count"))
 		if err != nil {
@@ -435,11 +455,11 @@ func TestProofCheckChild(t *testing.T) {
 			sum.DeadLetters++
 			e, ok := eventOf(d.ID.ID)
 			switch {
-			case !ok || int(e) >= cfg.Events || s.fault[e] != faultPermanent:
+			case !ok || int(e) >= s.shape.events || s.fault[e] != faultPermanent:
 				report(&sum.ModelDiff, "unexpected dead letter %v", d.ID)
 			case d.Reason != retry.ReasonPermanent:
 				report(&sum.ModelDiff, "dead letter %v: reason %q", d.ID, d.Reason)
-			case cfg.Redrive && d.Redriven.IsZero():
+			case redrive && d.Redriven.IsZero():
 				report(&sum.ModelDiff, "dead letter %v not marked redriven", d.ID)
 			}
 			if !d.Redriven.IsZero() {
@@ -455,16 +475,7 @@ func TestProofCheckChild(t *testing.T) {
 		sum.CheckErrors++
 		t.Logf("store check (tx.Check and records): %v", err)
 	}
-	rec, _ := os.ReadFile(filepath.Join(cfg.Dir, "recovered"))
-	sum.Recovered = len(rec) / 4
-	if v, err := os.ReadFile(filepath.Join(cfg.Dir, "violations")); err == nil {
-		sum.OrderViolations = strings.Count(string(v), "\n")
-	}
-	b, err := json.Marshal(sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Println("SUMMARY " + string(b))
+	return sum
 }
 
 // proofCrash runs one crash-harness run with bin and returns its summary.
