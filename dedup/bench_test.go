@@ -210,8 +210,8 @@ func BenchmarkDedup(b *testing.B) {
 // ratio, which holds when the load of a shared machine changes. Run with a fixed count so that every
 // bucket ends the same size:
 //
-// go test -run '^$' -bench 'BenchmarkCommit/batch=1000$/' -benchtime 100x -benchmem ./dedup/
-// go test -run '^$' -bench 'BenchmarkCommit/batch=10000$/' -benchtime 10x -benchmem ./dedup/
+// go test -run '^$' -bench 'BenchmarkCommit/layout=/batch=1000$/' -benchtime 100x -benchmem ./dedup/
+// go test -run '^$' -bench 'BenchmarkCommit/layout=/batch=10000$/' -benchtime 10x -benchmem ./dedup/
 func BenchmarkCommit(b *testing.B) {
 	type layout struct {
 		name   string
@@ -245,7 +245,7 @@ func BenchmarkCommit(b *testing.B) {
 			return rawCommitter(b, l.sorted, l.fill)
 		}
 		for _, impl := range []string{"dedup", "bbolt-raw", "interleaved"} {
-			b.Run(fmt.Sprintf("batch=%d/layout=%s/impl=%s", batch, l.name, impl), func(b *testing.B) {
+			b.Run(fmt.Sprintf("layout=%s/batch=%d/impl=%s", l.name, batch, impl), func(b *testing.B) {
 				var commitA, commitB func([]onceflow.Record)
 				if impl == "interleaved" {
 					commitA, commitB = open(b, "dedup"), open(b, "bbolt-raw")
@@ -288,6 +288,42 @@ func BenchmarkCommit(b *testing.B) {
 				b.ReportMetric(inB.Seconds()/inA.Seconds(), "dedup/raw")
 			})
 		}
+	}
+}
+
+// BenchmarkCommitLayouts times commits of the same identities into three
+// stores of 200,000, side by side in one loop, rotating their order: keys
+// sorted (dedup's layout), unsorted, and sorted into leaves filled to 0.9.
+// It reports each alternative's time over the sorted one's.
+//
+// go test -run '^$' -bench 'BenchmarkCommitLayouts/batch=1000$' -benchtime 90x ./dedup/
+// go test -run '^$' -bench 'BenchmarkCommitLayouts/batch=10000$' -benchtime 9x ./dedup/
+func BenchmarkCommitLayouts(b *testing.B) {
+	for _, batch := range []int{1000, 10_000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			commits := []func([]onceflow.Record){
+				dedupCommitter(b, nil),
+				dedupCommitter(b, []dedup.Option{dedup.WithUnsortedPuts()}),
+				dedupCommitter(b, []dedup.Option{dedup.WithFillPercent(0.9)}),
+			}
+			took := make([]time.Duration, len(commits))
+			n := uint64(commitPrefill)
+			round := 0
+			for b.Loop() {
+				for k := range commits {
+					i := (k + round) % len(commits)
+					recs := benchRecords(1, n, batch)
+					start := time.Now()
+					commits[i](recs)
+					took[i] += time.Since(start)
+				}
+				n += uint64(batch)
+				round++
+			}
+			b.ReportMetric(float64(n-commitPrefill)/took[0].Seconds(), "sorted-events/s")
+			b.ReportMetric(took[1].Seconds()/took[0].Seconds(), "unsorted/sorted")
+			b.ReportMetric(took[2].Seconds()/took[0].Seconds(), "fill90/sorted")
+		})
 	}
 }
 
