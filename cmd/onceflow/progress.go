@@ -13,9 +13,10 @@ import (
 // progress draws a progress bar of the input on standard error when it is
 // a terminal; otherwise it does nothing. A nil *progress is valid.
 type progress struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-	cnt *counters
+	bar  *progressbar.ProgressBar
+	w    io.Writer
+	cnt  *counters
+	last time.Time // of the last update; updates are 10 a second at most
 }
 
 // newProgress returns a bar over size bytes of input (-1 when unknown),
@@ -37,9 +38,15 @@ func newProgress(w io.Writer, size int64, cnt *counters) *progress {
 	return &progress{bar: bar, w: w, cnt: cnt}
 }
 
-// set moves the bar to off bytes of input read.
+// set moves the bar to off bytes of input read. It is called from the
+// reader only.
 func (p *progress) set(off int64) {
 	if p == nil {
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+	} else {
 		return
 	}
 	p.bar.Describe(fmt.Sprintf("%d lines, %d written, %d duplicates, %d rejected",
