@@ -227,6 +227,9 @@ func TestDuplicateKeepsFirst(t *testing.T) {
 		if out, ok := lookup(t, s, "a"); !ok || string(out.Result) != "first" {
 			t.Errorf("Lookup(a) = %+v, %v; want the first outcome", out, ok)
 		}
+		if st := s.Stats(); st.BloomFill <= 0 || st.BloomFill > 1 {
+			t.Errorf("BloomFill = %v", st.BloomFill)
+		}
 		if st := s.Stats(); st.DuplicateRecords != 2 || st.StoredRecords != 2 {
 			t.Errorf("stats: %d duplicates, %d stored; want 2, 2", st.DuplicateRecords, st.StoredRecords)
 		}

@@ -202,6 +202,23 @@ func (fs *filterSet) drop(low uint64) {
 // filterBytes is the size of f's bitset.
 func filterBytes(f *bloom.BloomFilter) int64 { return int64((f.Cap()+63)/64) * 8 }
 
+// fill returns the identities added to the allocated filters and their
+// capacity.
+func (fs *filterSet) fill() (added, capacity uint64) {
+	for i := range fs.parts {
+		p := &fs.parts[i]
+		p.mu.Lock()
+		for _, sl := range p.slots {
+			for _, c := range sl.chain {
+				added += uint64(c.n)
+				capacity += uint64(c.cap)
+			}
+		}
+		p.mu.Unlock()
+	}
+	return added, capacity
+}
+
 // counters sums the lookup counters of all partitions.
 func (fs *filterSet) counters() (negatives, cacheHits, storeReads, storeHits uint64) {
 	for i := range fs.parts {

@@ -32,11 +32,14 @@ type Stats struct {
 	Identities    uint64
 	ExpiredSlices uint64 // outcome buckets deleted because they expired
 
-	// Bloom filters. BloomOverflows counts filters chained because one
-	// was full: the window holds more identities than WithCapacity, and
-	// memory grows to keep the false-positive rate.
+	// Bloom filters. BloomFill is the identities noted in the allocated
+	// filters over what they are sized for (committed ones and those
+	// looked up but not found). BloomOverflows counts filters chained
+	// because one was full: the window holds more identities than
+	// WithCapacity, and memory grows to keep the false-positive rate.
 	BloomFilters   int
 	BloomBytes     int64
+	BloomFill      float64
 	BloomOverflows uint64
 
 	// Commits.
@@ -95,6 +98,9 @@ func (s *Store) Stats() Stats {
 	}
 	st.BloomNegatives, st.CacheHits, st.StoreReads, st.StoreHits = s.filters.counters()
 	st.Lookups = st.BloomNegatives + st.CacheHits + st.StoreReads
+	if added, capacity := s.filters.fill(); capacity > 0 {
+		st.BloomFill = float64(added) / float64(capacity)
+	}
 	if st.StoreReads > 0 {
 		st.FalsePositiveRate = float64(st.StoreReads-st.StoreHits) / float64(st.StoreReads)
 	}
