@@ -3,7 +3,10 @@
 // commits each event's outcome together with its handler's effects
 // (state writes, outbox messages, dead letters) in one transaction.
 // [Open] keeps everything in a bbolt file; [NewMemory] keeps it in memory,
-// with the same contract and no durability. A [*Store] satisfies the
+// with the same contract and no durability. The memory store is an exact
+// map, so it answers lookups directly: the Bloom filters and the cache
+// described below exist only in front of the bbolt file, where they save
+// reads. A [*Store] satisfies the
 // pipeline package's Store interface; dedup does not import pipeline.
 //
 // # Guarantees

@@ -15,6 +15,7 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
+	exact       bool // the backend is an exact in-memory map: no filters, no cache
 	window      time.Duration
 	slices      int
 	clock       func() time.Time

@@ -92,13 +92,16 @@ func Open(path string, opts ...Option) (*Store, error) {
 }
 
 // NewMemory returns a store that keeps everything in memory: the same
-// tiers, window and contract as [Open], without durability. A commit is
-// atomic but lost with the process.
+// window and contract as [Open], without durability. A commit is atomic
+// but lost with the process. It is an exact map, so it has no Bloom
+// filters and no cache (WithCapacity, WithFalsePositiveRate and
+// WithCacheItems do not apply).
 func NewMemory(opts ...Option) (*Store, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
 	}
+	o.exact = true
 	return newStore(o, newMemBackend())
 }
 
@@ -122,6 +125,12 @@ func newStore(o options, be backend) (*Store, error) {
 		occupancy: make(map[uint64]uint64),
 	}
 	s.keyBufs.New = func() any { b := make([]byte, 0, 128); return &b }
+	if o.exact {
+		// The memory backend is itself an exact map: a Bloom filter or a
+		// cache in front of it would only add work.
+		s.filters = newFilterSet(0, o.slices, o.fpr)
+		o.cacheItems = 0
+	}
 	cache, err := newCache(o.cacheItems)
 	if err != nil {
 		_ = be.close()
@@ -327,6 +336,15 @@ func (s *Store) Lookup(id onceflow.Identity) (onceflow.Outcome, bool, error) {
 	h := xxhash.Sum64(key)
 	cur := s.current()
 	p := s.filters.part(h)
+	if s.opts.exact {
+		p.storeReads.Add(1)
+		out, found, err := s.read(h, key, cur, s.liveMask(cur), false)
+		if found {
+			p.storeHits.Add(1)
+			out.Duplicate = true
+		}
+		return out, found, err
+	}
 	mask := s.filters.lookup(p, key, cur, int(s.n))
 	if mask == 0 {
 		return onceflow.Outcome{}, false, nil
