@@ -173,8 +173,8 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 	// bit set for a commit that then fails costs a store read, never a
 	// wrong answer.
 	for _, i := range sc.order {
-		if s.opts.exact {
-			sc.masks[i] = s.liveMask(cur)
+		if mb, ok := s.be.(*memBackend); ok && s.opts.exact {
+			sc.masks[i] = mb.locate(sc.keys[i], cur) & s.liveMask(cur)
 			continue
 		}
 		sc.masks[i] = s.filters.commit(s.filters.part(sc.hashes[i]), sc.keys[i], cur, int(s.n))

@@ -16,6 +16,7 @@ type memBackend struct {
 
 	mu       sync.RWMutex // guards the fields below against the apply of a writer
 	outcomes map[uint64]map[string][]byte
+	where    map[string]uint64            // the slice of each key in outcomes: one read finds it
 	kv       map[string]map[string][]byte // state and meta
 	outboxes map[uint64][]byte
 	order    []uint64 // outbox sequences in ascending order, may hold deleted ones
@@ -26,6 +27,7 @@ type memBackend struct {
 func newMemBackend() *memBackend {
 	return &memBackend{
 		outcomes: make(map[uint64]map[string][]byte),
+		where:    make(map[string]uint64),
 		kv:       make(map[string]map[string][]byte),
 		outboxes: make(map[uint64][]byte),
 	}
@@ -41,22 +43,31 @@ func (m *memBackend) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.outcomes, m.kv, m.outboxes, m.order = nil, nil, nil, nil
+	m.outcomes, m.where, m.kv, m.outboxes, m.order = nil, nil, nil, nil, nil
 	return nil
 }
 
 func (m *memBackend) findOutcome(cur, mask uint64, key []byte, fn func(slice uint64, v []byte) error) (bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for j := uint64(0); mask>>j != 0; j++ {
-		if mask&(1<<j) == 0 {
-			continue
-		}
-		if v, ok := m.outcomes[cur-j][string(key)]; ok {
-			return true, fn(cur-j, v)
-		}
+	slice, ok := m.where[string(key)]
+	if !ok || slice > cur || cur-slice > 63 || mask&(1<<(cur-slice)) == 0 {
+		return false, nil
 	}
-	return false, nil
+	return true, fn(slice, m.outcomes[slice][string(key)])
+}
+
+// locate returns the mask bit (relative to cur) of the slice holding key's
+// outcome, or 0. Commit uses it, under its own lock, to read only that
+// slice.
+func (m *memBackend) locate(key []byte, cur uint64) uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	slice, ok := m.where[string(key)]
+	if !ok || slice > cur || cur-slice > 63 {
+		return 0
+	}
+	return 1 << (cur - slice)
 }
 
 func (m *memBackend) get(b string, key []byte) ([]byte, bool, error) {
@@ -152,11 +163,19 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for slice := range tx.dropped {
+		for k := range m.outcomes[slice] {
+			if m.where[k] == slice {
+				delete(m.where, k)
+			}
+		}
 		delete(m.outcomes, slice)
 	}
 	for slice, keys := range tx.deletes {
 		for k := range keys {
 			delete(m.outcomes[slice], k)
+			if w, ok := m.where[k]; ok && w == slice {
+				delete(m.where, k)
+			}
 		}
 	}
 	for slice, kvs := range tx.outcomes {
@@ -165,7 +184,10 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 			b = make(map[string][]byte, len(kvs))
 			m.outcomes[slice] = b
 		}
-		maps.Copy(b, kvs)
+		for k, v := range kvs {
+			b[k] = v
+			m.where[k] = slice
+		}
 	}
 	for name, kvs := range tx.kv {
 		b := m.kv[name]
