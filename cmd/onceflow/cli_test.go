@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,12 @@ import (
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
+	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("in.jsonl", filepath.Join(dir, "alias.jsonl")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -29,6 +36,8 @@ func TestUsageErrors(t *testing.T) {
 		{"run unknown flag", []string{"run", "--state", state, "--in", "-", "--fast"}, "flag provided but not defined: -fast"},
 		{"run extra argument", []string{"run", "--state", state, "--in", "-", "extra"}, `unexpected argument "extra"`},
 		{"run same files", []string{"run", "--state", state, "--in", "x", "--out", "x"}, "--in must differ"},
+		{"run same file by another name", []string{"run", "--state", state, "--in", filepath.Join(dir, "in.jsonl"),
+			"--rejects", filepath.Join(dir, "alias.jsonl")}, "--in and --rejects name the same file"},
 		{"inspect without id", []string{"inspect", "--state", state, "--source", "s"}, "--source and --id are required"},
 		{"stats without state", []string{"stats"}, "--state is required"},
 		{"gen bad rate", []string{"gen", "--dup", "1.5"}, "--dup 1.5"},

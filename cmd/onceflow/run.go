@@ -185,6 +185,20 @@ func (c *runConfig) validate() error {
 	case c.in != "-" && (c.in == c.out || c.in == c.rejects):
 		return usagef("--in must differ from --out and --rejects")
 	}
+	// The same files under other names (links, relative paths).
+	names := []struct{ flag, path string }{{"--in", c.in}, {"--out", c.out}, {"--rejects", c.rejects}}
+	for i, a := range names {
+		for _, b := range names[i+1:] {
+			if a.path == "" || a.path == "-" || b.path == "" || b.path == "-" {
+				continue
+			}
+			fa, errA := os.Stat(a.path)
+			fb, errB := os.Stat(b.path)
+			if errA == nil && errB == nil && os.SameFile(fa, fb) {
+				return usagef("%s and %s name the same file", a.flag, b.flag)
+			}
+		}
+	}
 	return nil
 }
 
