@@ -55,7 +55,8 @@
 // ErrBackpressure, SubmitBatch blocks until all its events fit. Because the
 // budget spans the whole path, no intake ring, channel or map grows with the
 // number of events submitted: the intake ring holds at most a shard's
-// budget, the committer channel at most twice the shard count of batches,
+// budget, the committer channel at most two groups' worth of batches plus one per
+// shard,
 // and the pending-claim map and state overlay at most the events in flight.
 // The Ack callback runs on the committer (or, without a store, on the
 // worker): a slow callback slows the pipeline and, through the budget,
