@@ -67,7 +67,6 @@ func TestPropertyExactlyOnceInKeyOrder(t *testing.T) {
 // goroutines, and returns "" when the invariants hold or a description of
 // the first violation.
 func checkStream(keys []int, shards, batch, goroutines int) string {
-	type seen struct{ key, seq int }
 	var mu sync.Mutex
 	handled := map[string]int{} // event id -> runs
 	lastSeq := map[int]int{}    // key -> last handled sequence

@@ -342,6 +342,7 @@ func (s *shard) releaseHeld(ctx context.Context, ss *seqState, ob *outBatch, now
 		pi.attempts, pi.lastErr = 0, nil
 		s.reacquire(pi.size)
 		s.dispatch(ctx, pi, ob, now)
+		s.released.Add(1)
 		released = true
 	}
 	s.heldGauge.Store(int64(s.heldTotal))

@@ -36,9 +36,11 @@ type Stats struct {
 	Retries, DeadLettered uint64
 	Parked                int64
 	// Held is the number of early events held for sequence ordering right
-	// now; GapReports counts gaps the gap policy acted on, GapSkipped the
-	// sequence numbers given up by GapSkip.
+	// now, Released the held events handed on since; GapReports counts
+	// gaps the gap policy acted on, GapSkipped the sequence numbers given
+	// up by GapSkip.
 	Held                   int64
+	Released               uint64
 	GapReports, GapSkipped uint64
 	// OutboxDelivered counts outbox messages delivered (and deleted);
 	// OutboxErrors counts failed delivery rounds.
@@ -76,6 +78,7 @@ func (p *Pipeline) Stats() Stats {
 		st.DeadLettered += s.deadLettered.Load()
 		st.Parked += s.parkedGauge.Load()
 		st.Held += s.heldGauge.Load()
+		st.Released += s.released.Load()
 		st.GapReports += s.gapReports.Load()
 		st.GapSkipped += s.gapSkipped.Load()
 	}

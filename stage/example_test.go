@@ -33,7 +33,12 @@ func ExampleChain() {
 	// 2: "" unknown type
 }
 
+// Shard maps a key to a worker index, the same in every process.
 func ExampleShard() {
-	fmt.Println(stage.Shard("customer-42", 4) == stage.Shard("customer-42", 4))
-	// Output: true
+	for _, key := range []string{"customer-42", "customer-9"} {
+		fmt.Println(key, stage.Shard(key, 4))
+	}
+	// Output:
+	// customer-42 3
+	// customer-9 1
 }
