@@ -1,0 +1,232 @@
+package proptest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/leanovate/gopter"
+	"github.com/onceflow/onceflow/pipeline"
+	"github.com/onceflow/onceflow/proptest"
+)
+
+// envInt returns the integer environment variable name, or def.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return n
+}
+
+// summary is the JSON record of a property run for RELIABILITY.md (the
+// fields internal/reliability reads), written when
+// ONCEFLOW_RELIABILITY_DIR is set.
+type summary struct {
+	Name          string  `json:"name"`
+	Suite         string  `json:"suite"`
+	Seed          int64   `json:"seed"`
+	Runs          int     `json:"runs"`
+	Events        int     `json:"events"`
+	Deliveries    int     `json:"deliveries"`
+	DuplicateRate float64 `json:"duplicate_rate"`
+	ReorderRate   float64 `json:"reorder_rate"`
+	Transient     int     `json:"transient_faults"`
+	Permanent     int     `json:"permanent_faults"`
+	Restarts      int     `json:"restarts"`
+	Kills         int     `json:"kills"` // cancels at crash points
+	Injected      int     `json:"injected"`
+	HandlerRuns   int     `json:"handler_runs"`
+	Lost          int     `json:"lost"`
+	DupEffects    int     `json:"duplicate_effects"`
+	ModelDiff     int     `json:"model_diff"`
+	Mutation      string  `json:"mutation,omitempty"`
+	Expect        string  `json:"expect,omitempty"`
+	WallSeconds   float64 `json:"wall_seconds"`
+	Command       string  `json:"command"`
+}
+
+func writeSummary(t *testing.T, s summary) {
+	t.Helper()
+	dir := os.Getenv("ONCEFLOW_RELIABILITY_DIR")
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, s.Name+".json"), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func summarize(name, test string, rep proptest.Report) summary {
+	tot := rep.Totals
+	s := summary{Name: name, Suite: "properties", Seed: rep.Seed, Runs: rep.Streams, Events: tot.Events,
+		Deliveries: tot.Deliveries, Transient: tot.Transient, Permanent: tot.Permanent, Restarts: tot.Restarts,
+		Kills: tot.Cancels, Injected: tot.CommitFaults, HandlerRuns: tot.HandlerRuns, WallSeconds: rep.Wall.Seconds(),
+		Command: fmt.Sprintf("ONCEFLOW_SEED=%d go test -count=1 -run '^%s$' ./proptest", rep.Seed, test)}
+	if tot.Deliveries > 0 {
+		s.DuplicateRate = float64(tot.Duplicates) / float64(tot.Deliveries)
+		s.ReorderRate = float64(tot.Reordered) / float64(tot.Deliveries)
+	}
+	return s
+}
+
+// TestCheckHandlerCorrect: a handler that keeps its state in fx and sends
+// its outside effects with a stable idempotency key passes
+// PROPTEST_RUNS streams (default 1,000) of up to PROPTEST_EVENTS events
+// (default 100).
+func TestCheckHandlerCorrect(t *testing.T) {
+	runs, events := envInt(t, "PROPTEST_RUNS", 1000), envInt(t, "PROPTEST_EVENTS", 100)
+	if testing.Short() {
+		runs, events = 30, 30
+	}
+	rep := proptest.CheckHandler(t, counting, proptest.Runs(runs), proptest.MaxEvents(events))
+	if rep.Streams != runs || rep.Totals.Duplicates == 0 || rep.Totals.Reordered == 0 || rep.Totals.Restarts+rep.Totals.Cancels == 0 ||
+		rep.Totals.CommitFaults == 0 || rep.Totals.Transient == 0 || rep.Totals.Permanent == 0 {
+		t.Fatalf("the streams missed a condition: %+v", rep.Totals)
+	}
+	writeSummary(t, summarize("properties-memory", t.Name(), rep))
+}
+
+// TestCheckHandlerOnDisk is TestCheckHandlerCorrect on the bbolt store,
+// closed and reopened at every crash.
+func TestCheckHandlerOnDisk(t *testing.T) {
+	runs := envInt(t, "PROPTEST_DISK_RUNS", 100)
+	if testing.Short() {
+		runs = 10
+	}
+	rep := proptest.CheckHandler(t, counting, proptest.Runs(runs), proptest.MaxEvents(40), proptest.OnDisk(t.TempDir()))
+	writeSummary(t, summarize("properties-bbolt", t.Name(), rep))
+}
+
+// mustFail runs Check expecting a failure, and checks that the error
+// carries the seed, that the seed reproduces the same generated stream and
+// a failure, and that the violations mention want.
+func mustFail(t *testing.T, h proptest.NewHandler, want string, opts ...proptest.Option) proptest.Report {
+	t.Helper()
+	opts = append(opts, proptest.Runs(100), proptest.MaxEvents(30))
+	rep, err := proptest.Check(h, opts...)
+	if err == nil {
+		t.Fatalf("a broken handler passed %d streams", rep.Streams)
+	}
+	t.Logf("the expected failure:\n%v", err)
+	if !strings.Contains(err.Error(), "ONCEFLOW_SEED="+strconv.FormatInt(rep.Seed, 10)) {
+		t.Errorf("the error does not carry the seed %d", rep.Seed)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("the error does not mention %q", want)
+	}
+	again, err2 := proptest.Check(h, append(opts, proptest.Seed(rep.Seed))...)
+	if err2 == nil {
+		t.Fatalf("seed %d did not reproduce the failure", rep.Seed)
+	}
+	if got, want := again.Failure.Original.String(), rep.Failure.Original.String(); got != want {
+		t.Errorf("seed %d generated another failing stream:\n%s\nthe first time:\n%s", rep.Seed, got, want)
+	}
+	return rep
+}
+
+// TestCheckHandlerCatchesOutsideEffectsWithoutKey: a handler whose outside
+// effect carries a key of its own making fails, with a seed that
+// reproduces the failure.
+func TestCheckHandlerCatchesOutsideEffectsWithoutKey(t *testing.T) {
+	mustFail(t, notifyWithoutKey, "outside")
+}
+
+// TestCheckHandlerCatchesStateInMemory: a handler that counts in memory
+// instead of in fx fails.
+func TestCheckHandlerCatchesStateInMemory(t *testing.T) {
+	mustFail(t, countInMemory, "the model's")
+}
+
+// TestCheckHandlerHasTeeth is the mutation check of the properties: with
+// the pipeline's dedup lookup disabled (Hooks.SkipDedup), a correct
+// handler fails with duplicate effects.
+func TestCheckHandlerHasTeeth(t *testing.T) {
+	rep := mustFail(t, counting, "duplicate effect",
+		proptest.WithPipelineOptions(pipeline.WithTestHooks(pipeline.Hooks{SkipDedup: true})))
+	s := summarize("mutation-skip-dedup", t.Name(), rep)
+	s.Suite, s.Mutation, s.Expect = "mutation", "skip-dedup", "duplicate effects > 0"
+	for _, v := range rep.Failure.Violations {
+		if strings.Contains(v, "duplicate effect") {
+			s.DupEffects++
+		}
+	}
+	writeSummary(t, s)
+}
+
+// TestCheckStreamByHand replays a stream written by hand: a duplicate
+// burst, a permanent fault, a failed commit and a cancel after a commit.
+func TestCheckStreamByHand(t *testing.T) {
+	s := &proptest.Stream{
+		Events:     []proptest.EventSpec{{Key: 0}, {Key: 1, Fault: proptest.FailAfter, Fails: 2}, {Key: 0, Fault: proptest.Permanent}, {Key: 1}},
+		Deliveries: []int{0, 1, 0, 0, 2, 3, 1, 3},
+		Crashes: []proptest.Crash{{At: 3, Kind: proptest.CommitFailsAfter, Hit: 1},
+			{At: 6, Kind: proptest.Cancel, Point: pipeline.PointAfterCommit, Hit: 1}},
+		Shards: 2,
+	}
+	res := proptest.CheckStream(s, counting)
+	if err := res.Err(); err != nil {
+		t.Fatalf("%v\nstream: %v", err, s)
+	}
+	if res.Acks < len(s.Deliveries) || res.CommitFaults != 1 || res.Cancels != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	// An event whose first run is retried: a count kept in memory counts
+	// it twice.
+	retried := &proptest.Stream{Events: []proptest.EventSpec{{Key: 0, Fault: proptest.FailAfter, Fails: 1}}, Deliveries: []int{0}, Shards: 1}
+	if err := proptest.CheckStream(retried, counting).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := proptest.CheckStream(retried, countInMemory).Err(); err == nil {
+		t.Fatal("a handler counting in memory passed a stream with a retried event")
+	} else {
+		t.Logf("counting in memory: %v", err)
+	}
+}
+
+// TestStreamsShrink: generated streams are valid and every shrink of one
+// is a valid, smaller stream.
+func TestStreamsShrink(t *testing.T) {
+	gen := proptest.Streams(proptest.DefaultProfile())
+	params := gopter.DefaultGenParameters().WithSize(40)
+	params.Rng = rand.New(rand.NewSource(1))
+	for range 50 {
+		r := gen(params)
+		v, ok := r.Retrieve()
+		if !ok {
+			t.Fatal("no stream generated")
+		}
+		s := v.(*proptest.Stream)
+		if err := proptest.CheckStream(s, counting).Err(); err != nil {
+			t.Fatalf("%v\nstream: %v", err, s)
+		}
+		shrink := r.Shrinker(s)
+		for i := 0; i < 20; i++ {
+			c, ok := shrink()
+			if !ok {
+				break
+			}
+			cs := c.(*proptest.Stream)
+			if len(cs.Deliveries) > len(s.Deliveries) || len(cs.Events) > len(s.Events) || len(cs.Crashes) > len(s.Crashes) {
+				t.Fatalf("shrink grew the stream:\n%v\nfrom\n%v", cs, s)
+			}
+		}
+	}
+}
