@@ -20,9 +20,11 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy check
 	$(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 
-fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+fuzz: ## run each fuzz target for FUZZTIME (default 10s): decoder, record codec, line reader, reorder buffer
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEvent$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzRecordCodec$$' -fuzztime=$(FUZZTIME) ./dedup
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./internal/jsonl
+	$(GO) test -run='^$$' -fuzz='^FuzzSequenceOrder$$' -fuzztime=$(FUZZTIME) ./pipeline
 
 bench: ## core and comparative benchmarks (bench/ module), raw results in bench/results/, regenerates BENCHMARKS.md and plots
 	@mkdir -p bench/results
@@ -37,8 +39,31 @@ bench: ## core and comparative benchmarks (bench/ module), raw results in bench/
 	cd bench && for impl in $$($(GO) run ./cmd/report -missed); do ./results/bench.test -test.run='^$$' -test.bench="^BenchmarkCompare$$/^impl=$$impl$$/" -test.benchtime=3x -test.timeout=30m -test.cpuprofile=results/$$impl.cpu.out > /dev/null && $(GO) tool pprof -top -nodecount=300 results/bench.test results/$$impl.cpu.out > results/$$impl.pprof.txt && $(GO) tool pprof -top -cum -nodecount=80 results/bench.test results/$$impl.cpu.out > results/$$impl.pprof-cum.txt || exit 1; done
 	cd bench && $(GO) run ./cmd/report
 
-soak: ## long runs: big crash harness, long fuzzing
-	$(MAKE) fuzz FUZZTIME=10m
+# The proof suites' large versions, for a nightly or pre-release machine
+# (hours): see RELIABILITY.md. Figures go to build/soak (with its own
+# RELIABILITY.md), not to the committed report.
+SOAK_DIR := $(BUILD)/soak
+SOAK_ENV := ONCEFLOW_RELIABILITY_DIR=$(CURDIR)/$(SOAK_DIR)
+
+soak: ## long runs (hours): crash harness 10M events/2,000 kills with fsync, store faults 0.1-20%, 20,000 property streams, 1h fuzzing per target
+	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
+	$(SOAK_ENV) PROOF_CRASH_EVENTS=10000000 PROOF_CRASH_KILLS=2000 PROOF_CRASH_SYNC=1 $(GO) test -count=1 -timeout=24h -run '^TestProofCrash$$' ./pipeline
+	$(SOAK_ENV) PROOF_POINT_EVENTS=50000 $(GO) test -count=1 -timeout=4h -run '^TestProofCrashPoints$$' ./pipeline
+	for rate in 0.001 0.01 0.05 0.2; do $(SOAK_ENV) PROOF_FAULT_EVENTS=1000000 PROOF_FAULT_RATE=$$rate $(GO) test -count=1 -timeout=4h -run '^TestProofStoreFaults$$' ./pipeline || exit 1; done
+	$(SOAK_ENV) PROPTEST_RUNS=20000 PROPTEST_EVENTS=200 PROPTEST_DISK_RUNS=2000 $(GO) test -race -count=1 -timeout=8h -run '^TestCheckHandler' ./proptest
+	$(SOAK_ENV) PROOF_STATEFUL_RUNS=5000 $(GO) test -race -count=1 -timeout=4h -run '^TestProofStateful$$' ./pipeline
+	$(GO) test -race -short -count=20 -timeout=8h ./pipeline ./dedup ./proptest
+	set -o pipefail; $(MAKE) --no-print-directory fuzz FUZZTIME=1h 2>&1 | tee $(SOAK_DIR)/fuzz.log
+	$(GO) run ./internal/reliability -in $(SOAK_DIR) -out $(SOAK_DIR)/RELIABILITY.md -commit $$(git rev-parse --short HEAD)
+
+RELIABILITY_DIR := $(BUILD)/reliability
+
+.PHONY: reliability
+reliability: ## run the proof suites at CI size (no -race), record their figures in build/reliability, regenerate RELIABILITY.md
+	rm -rf $(RELIABILITY_DIR) && mkdir -p $(RELIABILITY_DIR)
+	ONCEFLOW_RELIABILITY_DIR=$(CURDIR)/$(RELIABILITY_DIR) $(GO) test -count=1 -timeout=30m -run '^(TestProof|TestCrash|TestCheckHandler)' ./pipeline ./proptest
+	set -o pipefail; $(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME) 2>&1 | tee $(RELIABILITY_DIR)/fuzz.log
+	$(GO) run ./internal/reliability -in $(RELIABILITY_DIR) -out RELIABILITY.md -commit $$(git rev-parse --short HEAD)
 
 demo: ## the batch tool twice on a generated stream with duplicates, reordering and bad lines
 	@mkdir -p $(BUILD)

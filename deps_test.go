@@ -31,9 +31,10 @@ var allowed = map[string][]string{
 		"github.com/leanovate/gopter/commands"},
 	"cmd/onceflow": {module, module + "/pipeline", module + "/stage", module + "/dedup", module + "/retry",
 		module + "/internal/jsonl", "github.com/schollz/progressbar/v3", "golang.org/x/term"},
-	"examples/quickstart": {module, module + "/pipeline", module + "/dedup", module + "/stage"},
-	"internal/jsonl":      {module},
-	"internal/crashtest":  {},
+	"examples/quickstart":  {module, module + "/pipeline", module + "/dedup", module + "/stage"},
+	"internal/jsonl":       {module},
+	"internal/crashtest":   {},
+	"internal/reliability": {},
 }
 
 // TestImportPolicy fails on an import the table does not allow, and on a

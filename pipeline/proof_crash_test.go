@@ -523,24 +523,33 @@ func (s proofSummary) broken() bool {
 // PROOF_CRASH_KILLS SIGKILLs (default 200; 10 with -short) at random
 // moments. No acknowledged event may be lost, no effect applied twice, the
 // final state must equal the model, and the store must check clean.
+//
+// The store skips fsync (dedup.UnsafeNoSync) unless PROOF_CRASH_SYNC is
+// set: a SIGKILL leaves the page cache intact, so fsync changes nothing a
+// kill can show, and costs most of the run's time on a loaded disk.
 func TestProofCrash(t *testing.T) {
 	seed := proofSeed(t)
 	events, kills := envInt(t, "PROOF_CRASH_EVENTS", 1_000_000), envInt(t, "PROOF_CRASH_KILLS", 200)
+	fsync := os.Getenv("PROOF_CRASH_SYNC") != ""
 	if testing.Short() {
 		events, kills = 20_000, 10
 	}
-	t.Logf("seed %d: %d events, %d kills (reproduce the schedule with ONCEFLOW_SEED=%d PROOF_CRASH_EVENTS=%d PROOF_CRASH_KILLS=%d)",
-		seed, events, kills, seed, events, kills)
+	t.Logf("seed %d: %d events, %d kills, fsync %v (reproduce the schedule with ONCEFLOW_SEED=%d PROOF_CRASH_EVENTS=%d PROOF_CRASH_KILLS=%d)",
+		seed, events, kills, fsync, seed, events, kills)
 	bin, err := crashtest.BuildChild(t.TempDir(), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := proofChildConfig{Dir: t.TempDir(), Seed: seed, Events: events, Keys: 1000, HotKeys: 0.3,
-		Dup: 0.2, Burst: 4, Reorder: 0.1, Global: 0.01, Transient: 0.005, Permanent: 0.001, Redrive: true, NoSync: true}
+		Dup: 0.2, Burst: 4, Reorder: 0.1, Global: 0.01, Transient: 0.005, Permanent: 0.001, Redrive: true, NoSync: !fsync}
 	sum := proofCrash(t, bin, cfg, kills, 150*time.Millisecond)
-	sum.Name, sum.Suite = "crash-random", "crash"
-	sum.Command = fmt.Sprintf("ONCEFLOW_SEED=%d PROOF_CRASH_EVENTS=%d PROOF_CRASH_KILLS=%d go test -count=1 -run '^TestProofCrash$' ./pipeline",
-		seed, events, kills)
+	sum.Name, sum.Suite, sum.Fsync = "crash-random", "crash", ptr(fsync)
+	env := ""
+	if fsync {
+		env = "PROOF_CRASH_SYNC=1 "
+	}
+	sum.Command = fmt.Sprintf("ONCEFLOW_SEED=%d PROOF_CRASH_EVENTS=%d PROOF_CRASH_KILLS=%d %sgo test -count=1 -run '^TestProofCrash$' ./pipeline",
+		seed, events, kills, env)
 	t.Logf("summary: %+v", sum)
 	writeProofSummary(t, sum)
 	if sum.broken() || sum.Events != events {
@@ -565,7 +574,7 @@ func TestProofCrashPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := proofSummary{Suite: "crash-points"}
+	total := proofSummary{Suite: "crash-points", Fsync: ptr(true)}
 	total.Name = "crash-points"
 	start := time.Now()
 	for _, point := range proofPoints {
@@ -617,7 +626,7 @@ func TestProofCrashHarnessHasTeeth(t *testing.T) {
 	if sum.Lost == 0 {
 		t.Fatalf("acknowledging before the commit and crashing lost nothing: the harness has no teeth: %+v", sum)
 	}
-	sum.Name, sum.Suite = "mutation-ack-before-commit", "mutation"
+	sum.Name, sum.Suite, sum.Fsync = "mutation-ack-before-commit", "mutation", ptr(true)
 	sum.Expect = "lost > 0"
 	sum.Command = fmt.Sprintf("ONCEFLOW_SEED=%d go test -count=1 -run '^TestProofCrashHarnessHasTeeth$' ./pipeline", seed)
 	writeProofSummary(t, sum)

@@ -177,6 +177,9 @@ func TestProofStoreFaults(t *testing.T) {
 		}
 	}
 	res.Name = "store-faults"
+	if rate != 0.01 {
+		res.Name = fmt.Sprintf("store-faults-rate-%g", rate)
+	}
 	res.Command = fmt.Sprintf("ONCEFLOW_SEED=%d PROOF_FAULT_EVENTS=%d PROOF_FAULT_RATE=%g go test -count=1 -run '^TestProofStoreFaults$' ./pipeline", seed, events, rate)
 	t.Logf("summary: %+v", res)
 	writeProofSummary(t, res)
@@ -336,7 +339,7 @@ func storeFaults(t *testing.T, seed uint64, events int, rate float64, dir string
 	}
 	defer store.Close()
 	res := checkProof(t, s, acked, store, false)
-	res.Suite, res.Seed = "faults", seed
+	res.Suite, res.Seed, res.Fsync = "faults", seed, ptr(true)
 	res.FaultRate, res.Restarts, res.OrderViolations = rate, restarts, orderViolations
 	by := map[string]int{}
 	how := map[string]int{}

@@ -275,7 +275,7 @@ func TestProofStateful(t *testing.T) {
 		t.Fatalf("property failed; reproduce with GOPTER_SEED=%d go test -run '^%s$' ./pipeline", params.Seed(), t.Name())
 	}
 	var sum proofSummary
-	sum.Name, sum.Suite, sum.Seed = "stateful", "properties", uint64(params.Seed())
+	sum.Name, sum.Suite, sum.Seed, sum.Fsync = "stateful", "properties", uint64(params.Seed()), ptr(false)
 	sum.Runs, sum.Commands, sum.Restarts = runs, cmds, restarts
 	sum.WallSeconds = time.Since(start).Seconds()
 	sum.Command = fmt.Sprintf("GOPTER_SEED=%d go test -count=1 -run '^TestProofStateful$' ./pipeline", params.Seed())

@@ -37,7 +37,10 @@ type proofSummary struct {
 	Runs            int     `json:"runs,omitempty"`
 	Commands        int     `json:"commands,omitempty"`
 	Restarts        int     `json:"restarts,omitempty"`
+	Fsync           *bool   `json:"fsync,omitempty"` // whether the store fsync'd its commits
 }
+
+func ptr[T any](v T) *T { return &v }
 
 type kv struct {
 	Name  string `json:"name"`

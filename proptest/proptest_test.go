@@ -50,6 +50,7 @@ type summary struct {
 	Lost          int     `json:"lost"`
 	DupEffects    int     `json:"duplicate_effects"`
 	ModelDiff     int     `json:"model_diff"`
+	Fsync         *bool   `json:"fsync,omitempty"`
 	Mutation      string  `json:"mutation,omitempty"`
 	Expect        string  `json:"expect,omitempty"`
 	WallSeconds   float64 `json:"wall_seconds"`
@@ -112,7 +113,9 @@ func TestCheckHandlerOnDisk(t *testing.T) {
 		runs = 10
 	}
 	rep := proptest.CheckHandler(t, counting, proptest.Runs(runs), proptest.MaxEvents(40), proptest.OnDisk(t.TempDir()))
-	writeSummary(t, summarize("properties-bbolt", t.Name(), rep))
+	s := summarize("properties-bbolt", t.Name(), rep)
+	s.Fsync = new(bool)
+	writeSummary(t, s)
 }
 
 // mustFail runs Check expecting a failure, and checks that the error
