@@ -208,6 +208,8 @@ func (r *report) markdown() ([]byte, error) {
 	p("> `go test -bench` output in `bench/results/`, and regenerates this file and its plots with `go run ./cmd/report`.")
 	p("> Generated %s. Every ratio below compares numbers **from this one run** (interleaved rounds); absolute", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	p("> numbers from different runs or machines are not comparable (the development machines are shared and noisy).")
+	p("> Sections between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers at the end are written by other make targets")
+	p("> (`make bench-cli`) and kept as they are.")
 	p("")
 
 	r.targetsSection(p)
@@ -391,8 +393,12 @@ func (r *report) findingSection(p printer) {
 	if lost.ok() {
 		p("On this workload (200,000 deliveries, 180,077 unique events, seed as printed by the benchmark) it **lost %s unique events,",
 			fmtStat(lost, func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }))
-		p("%s %% of them**, in every round (it handled %s); the same run's id-keyed Deduplicator handled all of them.",
-			fmtStat(pctLost, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }),
+		every := ""
+		if lost.lo == lost.hi {
+			every = fmt.Sprintf(", the same number in each of the %d rounds", lost.n)
+		}
+		p("%s %% of them**%s (it handled %s); the same run's id-keyed Deduplicator handled all of them.",
+			fmtStat(pctLost, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }), every,
 			fmtStat(uniq, func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }))
 		if rt, ok := r.compare.ratio(n, compareName(watermillDedup), "events/s"); ok {
 			p("It is also slower than the id-keyed one (%s its events/s): the Adler-32 hasher copies each payload through a", fmtRatio(rt))
@@ -620,6 +626,16 @@ func (r *report) profileSection(p printer) {
 		p("")
 		if cum := readFile(filepath.Join(r.results, impl+".pprof-cum.txt")); cum != "" {
 			pc := parseTop(cum)
+			p("Where the CPU goes, by role (cumulative time; roles overlap where marked …):")
+			p("")
+			p("| role | function | cum | share |")
+			p("|---|---|---|---|")
+			for _, rt := range roots() {
+				if row, ok := pc.find(rt.fn); ok {
+					p("| %s | `%s` | %v | %s |", rt.role, rt.fn, row.cum, pct(row.cum, pc.total))
+				}
+			}
+			p("")
 			p("onceflow's own functions with the most cumulative time:")
 			p("")
 			p("| function | cum | share |")
@@ -638,6 +654,7 @@ func (r *report) profileSection(p printer) {
 		for _, h := range pf.header {
 			p("%s", h)
 		}
+		p("%s", pf.columns)
 		for i, row := range pf.rows {
 			if i == 40 {
 				break

@@ -103,11 +103,11 @@ func (c chart) save(path string, curves []curve) error {
 		p.Add(l, s, eb)
 		p.Legend.Add(cv.label, l, s)
 	}
+	// Room above the data for the legend (top right).
 	if c.logY && hi > lo {
-		// Room above and below the data on a log axis.
-		p.Y.Min, p.Y.Max = lo/1.5, hi*1.5
+		p.Y.Min, p.Y.Max = lo/1.5, hi*4
 	} else if hi > lo {
-		p.Y.Min, p.Y.Max = 0, hi*1.1
+		p.Y.Min, p.Y.Max = 0, hi*1.3
 	}
 	if len(c.ticks) > 0 {
 		first, last := c.ticks[0].Value, c.ticks[len(c.ticks)-1].Value

@@ -10,9 +10,10 @@ import (
 
 // profile is the parsed output of `go tool pprof -top`.
 type profile struct {
-	header []string // the lines before the table
-	rows   []profRow
-	total  time.Duration
+	header  []string // the lines before the table
+	columns string   // the table's header line
+	rows    []profRow
+	total   time.Duration
 }
 
 type profRow struct {
@@ -31,6 +32,7 @@ func parseTop(text string) profile {
 		if !table {
 			if strings.Contains(line, "flat%") && strings.Contains(line, "cum%") {
 				table = true
+				p.columns = line
 			} else if strings.TrimSpace(line) != "" {
 				p.header = append(p.header, line)
 			}
@@ -113,4 +115,31 @@ func pct(d, total time.Duration) string {
 		return "?"
 	}
 	return fmt.Sprintf("%.1f %%", 100*float64(d)/float64(total))
+}
+
+// roots are the functions whose cumulative time tells where an onceflow
+// run spends its CPU, by role. Names that a profile lacks are skipped.
+func roots() []struct{ role, fn string } {
+	return []struct{ role, fn string }{
+		{"committer goroutine (one per pipeline)", "github.com/onceflow/onceflow/pipeline.(*Pipeline).commitLoop"},
+		{"… of which the store's Commit", "github.com/onceflow/onceflow/dedup.(*Store).Commit"},
+		{"shard workers", "github.com/onceflow/onceflow/pipeline.(*shard).run"},
+		{"… of which the store's Lookup", "github.com/onceflow/onceflow/dedup.(*Store).Lookup"},
+		{"producer: SubmitBatch", "github.com/onceflow/onceflow/pipeline.(*Pipeline).SubmitBatch"},
+		{"producer: Submit", "github.com/onceflow/onceflow/pipeline.(*Pipeline).Submit"},
+		{"outcome cache, background (ristretto processItems)", "github.com/dgraph-io/ristretto/v2.(*Cache[go.shape.uint64,go.shape.*uint8]).processItems"},
+		{"bbolt Tx.Commit (write + fdatasync)", "go.etcd.io/bbolt.(*Tx).Commit"},
+		{"garbage collector (background mark)", "runtime.gcBgMarkWorker"},
+		{"allocation (mallocgc)", "runtime.mallocgc"},
+	}
+}
+
+// find returns the row of fn.
+func (p profile) find(fn string) (profRow, bool) {
+	for _, r := range p.rows {
+		if r.fn == fn {
+			return r, true
+		}
+	}
+	return profRow{}, false
 }
