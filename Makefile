@@ -47,6 +47,7 @@ SOAK_ENV := ONCEFLOW_RELIABILITY_DIR=$(CURDIR)/$(SOAK_DIR)
 
 soak: ## long runs (hours): crash harness 10M events/2,000 kills with fsync, store faults 0.1-20%, 20,000 property streams, 1h fuzzing per target
 	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
+	git rev-parse --short HEAD > $(SOAK_DIR)/commit
 	$(SOAK_ENV) PROOF_CRASH_EVENTS=10000000 PROOF_CRASH_KILLS=2000 PROOF_CRASH_SYNC=1 $(GO) test -count=1 -timeout=24h -run '^TestProofCrash$$' ./pipeline
 	$(SOAK_ENV) PROOF_POINT_EVENTS=50000 $(GO) test -count=1 -timeout=4h -run '^TestProofCrashPoints$$' ./pipeline
 	for rate in 0.001 0.01 0.05 0.2; do $(SOAK_ENV) PROOF_FAULT_EVENTS=1000000 PROOF_FAULT_RATE=$$rate $(GO) test -count=1 -timeout=4h -run '^TestProofStoreFaults$$' ./pipeline || exit 1; done
@@ -54,16 +55,17 @@ soak: ## long runs (hours): crash harness 10M events/2,000 kills with fsync, sto
 	$(SOAK_ENV) PROOF_STATEFUL_RUNS=5000 $(GO) test -race -count=1 -timeout=4h -run '^TestProofStateful$$' ./pipeline
 	$(GO) test -race -short -count=20 -timeout=8h ./pipeline ./dedup ./proptest
 	set -o pipefail; $(MAKE) --no-print-directory fuzz FUZZTIME=1h 2>&1 | tee $(SOAK_DIR)/fuzz.log
-	$(GO) run ./internal/reliability -in $(SOAK_DIR) -out $(SOAK_DIR)/RELIABILITY.md -commit $$(git rev-parse --short HEAD)
+	$(GO) run ./internal/reliability -in $(SOAK_DIR) -out $(SOAK_DIR)/RELIABILITY.md
 
 RELIABILITY_DIR := $(BUILD)/reliability
 
 .PHONY: reliability
 reliability: ## run the proof suites at CI size (no -race), record their figures in build/reliability, regenerate RELIABILITY.md
 	rm -rf $(RELIABILITY_DIR) && mkdir -p $(RELIABILITY_DIR)
+	git rev-parse --short HEAD > $(RELIABILITY_DIR)/commit
 	ONCEFLOW_RELIABILITY_DIR=$(CURDIR)/$(RELIABILITY_DIR) $(GO) test -count=1 -timeout=30m -run '^(TestProof|TestCrash|TestCheckHandler)' ./pipeline ./proptest
 	set -o pipefail; $(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME) 2>&1 | tee $(RELIABILITY_DIR)/fuzz.log
-	$(GO) run ./internal/reliability -in $(RELIABILITY_DIR) -out RELIABILITY.md -commit $$(git rev-parse --short HEAD)
+	$(GO) run ./internal/reliability -in $(RELIABILITY_DIR) -out RELIABILITY.md
 
 demo: ## the batch tool twice on a generated stream with duplicates, reordering and bad lines
 	@mkdir -p $(BUILD)

@@ -87,7 +87,7 @@ type fuzzRun struct {
 func main() {
 	in := flag.String("in", "build/reliability", "directory of the run summaries (*.json, fuzz.log)")
 	out := flag.String("out", "RELIABILITY.md", "file to write")
-	commit := flag.String("commit", "", "the commit the suites ran on")
+	commit := flag.String("commit", "", "the commit the suites ran on (default: the file commit in -in, if any)")
 	flag.Parse()
 	if err := run(*in, *out, *commit); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability:", err)
@@ -102,6 +102,11 @@ func run(in, out, commit string) error {
 	}
 	if len(sums) == 0 {
 		return fmt.Errorf("no summaries in %s: run the suites with ONCEFLOW_RELIABILITY_DIR set (make reliability)", in)
+	}
+	if commit == "" {
+		if b, err := os.ReadFile(filepath.Join(in, "commit")); err == nil {
+			commit = strings.TrimSpace(string(b))
+		}
 	}
 	fuzz, err := readFuzzLog(filepath.Join(in, "fuzz.log"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -367,7 +372,7 @@ func injected(s summary) string {
 		parts := []string{fmt.Sprintf("%s events, %s deliveries (%s duplicates, %s reordered), %d SIGKILLs", num(int64(s.Events)),
 			num(int64(s.Deliveries)), pct(s.DuplicateRate), pct(s.ReorderRate), s.Kills)}
 		if s.Transient+s.Permanent > 0 {
-			parts = append(parts, fmt.Sprintf("%d transient and %d permanent handler failures", s.Transient, s.Permanent))
+			parts = append(parts, fmt.Sprintf("%s transient and %s permanent handler failures", num(int64(s.Transient)), num(int64(s.Permanent))))
 		}
 		return strings.Join(parts, ", ")
 	case "crash-points":
@@ -378,8 +383,8 @@ func injected(s summary) string {
 		if s.Commands > 0 {
 			return fmt.Sprintf("%d command sequences (%s commands, %d restarts) on bbolt", s.Runs, num(int64(s.Commands)), s.Restarts)
 		}
-		return fmt.Sprintf("%d streams, %s events, %s deliveries, %d handler faults, %d crashes", s.Runs, num(int64(s.Events)),
-			num(int64(s.Deliveries)), s.Transient+s.Permanent, s.Restarts+s.Kills+s.Injected)
+		return fmt.Sprintf("%s streams, %s events, %s deliveries, %s handler faults, %s crashes", num(int64(s.Runs)), num(int64(s.Events)),
+			num(int64(s.Deliveries)), num(int64(s.Transient+s.Permanent)), num(int64(s.Restarts+s.Kills+s.Injected)))
 	}
 	return fmt.Sprintf("%s events", num(int64(s.Events)))
 }
