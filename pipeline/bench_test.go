@@ -33,6 +33,7 @@ func benchStream(n, keys int) []*onceflow.Event {
 // batches handed over whole, the same no-op handler. One op submits and
 // drains 65,536 events over 1,000 keys.
 func BenchmarkPipeline(b *testing.B) {
+	benchmarkDedup(b)
 	benchmarkOrder(b)
 	evs := benchStream(benchEvents, 1000)
 	for _, impl := range []string{"pipeline", "pipeline-submitbatch", "baseline"} {
