@@ -32,7 +32,7 @@ type NewHandler func(ext *External) stage.Func
 // Report sums up a Check: the seed, how many streams passed, what they
 // held and what was injected, and the failure, if any.
 type Report struct {
-	// Seed reproduces the run: pass it back with Seed or ONCEFLOW_SEED.
+	// Seed reproduces the run: pass it back with WithSeed or ONCEFLOW_SEED.
 	Seed int64
 	// Streams is the number of streams that passed.
 	Streams int
@@ -209,7 +209,7 @@ func CheckHandler(t testing.TB, newHandler NewHandler, opts ...Option) Report {
 // CheckStream runs the one stream s through the pipeline with the handler
 // newHandler builds, replays every delivery not acknowledged until all are,
 // and checks every invariant against the model. Options that shape the
-// generation (Runs, MaxEvents, Seed, WithProfile, MaxShrinks) are
+// generation (WithRuns, WithMaxEvents, WithSeed, WithProfile, WithMaxShrinks) are
 // ignored.
 func CheckStream(s *Stream, newHandler NewHandler, opts ...Option) Result {
 	cfg, err := buildConfig(opts)
@@ -231,7 +231,9 @@ var (
 
 // retryPolicy is the pipeline's retry policy in the checks: fast, and
 // enough attempts for every transient fault (at most 2 failures).
-var retryPolicy = retry.Policy{InitialInterval: 100 * time.Microsecond, MaxInterval: time.Millisecond, MaxAttempts: 5}
+func retryPolicy() retry.Policy {
+	return retry.Policy{InitialInterval: 100 * time.Microsecond, MaxInterval: time.Millisecond, MaxAttempts: 5}
+}
 
 // markerPrefix is the handler state key proptest's wrapper writes for each
 // event it lets commit: finding it already set means the event's effects
@@ -480,7 +482,7 @@ func (r *runner) life(todo []int, crash *Crash) error {
 		return errors.New("NewHandler returned a nil handler")
 	}
 	opts := []pipeline.Option{pipeline.WithStore(ps), pipeline.WithShards(r.s.Shards), pipeline.WithBatchSize(8),
-		pipeline.WithGroupCommit(16, 500*time.Microsecond), pipeline.WithRetry(retryPolicy),
+		pipeline.WithGroupCommit(16, 500*time.Microsecond), pipeline.WithRetry(retryPolicy()),
 		pipeline.WithSeed(uint64(r.lives)), pipeline.WithAck(r.onAck), pipeline.WithTestHooks(hooks)}
 	p, err := pipeline.New(r.wrap(h), append(opts, r.cfg.pipeOpts...)...)
 	if err != nil {

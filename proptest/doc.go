@@ -16,7 +16,7 @@
 // (or on bbolt with [OnDisk]), replays every delivery that was not
 // acknowledged until all are, and checks the invariants below. A failing
 // stream is shrunk to a small one and printed with the seed; the seed
-// (Seed, or ONCEFLOW_SEED in the environment) reproduces the streams and
+// (WithSeed, or ONCEFLOW_SEED in the environment) reproduces the streams and
 // everything injected into them.
 //
 // # The invariants

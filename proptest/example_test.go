@@ -56,11 +56,11 @@ func receipts(m Mailer, keyed bool) stage.Func {
 // names the seed and prints the shrunk stream).
 func Example() {
 	correct := func(ext *proptest.External) stage.Func { return receipts(fakeMailer{ext}, true) }
-	rep, err := proptest.Check(correct, proptest.Seed(1), proptest.Runs(50))
+	rep, err := proptest.Check(correct, proptest.WithSeed(1), proptest.WithRuns(50))
 	fmt.Println("keyed receipts pass:", err == nil, "-", rep.Streams, "streams")
 
 	broken := func(ext *proptest.External) stage.Func { return receipts(fakeMailer{ext}, false) }
-	rep, err = proptest.Check(broken, proptest.Seed(1), proptest.Runs(50))
+	rep, err = proptest.Check(broken, proptest.WithSeed(1), proptest.WithRuns(50))
 	fmt.Println("numbered receipts pass:", err == nil, "- failure reported:", rep.Failure != nil)
 	// Output:
 	// keyed receipts pass: true - 50 streams

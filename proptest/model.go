@@ -71,7 +71,8 @@ func (r *runner) buildModel() model {
 		res, err := stage.Call(context.Background(), h, ev, &fx)
 		if err != nil {
 			now := time.Now()
-			d := retryPolicy.Next(retryPolicy.MaxAttempts, now, now, err, nil)
+			rp := retryPolicy()
+			d := rp.Next(rp.MaxAttempts, now, now, err, nil)
 			m.outcomes[n] = modelOutcome{status: onceflow.StatusDeadLettered, class: d.Reason}
 			continue
 		}

@@ -44,35 +44,35 @@ func buildConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
-// Runs sets how many streams Check generates and checks (default 100).
-func Runs(n int) Option {
+// WithRuns sets how many streams Check generates and checks (default 100).
+func WithRuns(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("proptest: Runs(%d): must be positive", n)
+			return fmt.Errorf("proptest: WithRuns(%d): must be positive", n)
 		}
 		c.runs = n
 		return nil
 	})
 }
 
-// MaxEvents bounds the distinct events of a generated stream (default 40).
+// WithMaxEvents bounds the distinct events of a generated stream (default 40).
 // Streams grow from 1 event to about MaxEvents over the runs; deliveries
 // are about 1/(1-duplicate share) times as many.
-func MaxEvents(n int) Option {
+func WithMaxEvents(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("proptest: MaxEvents(%d): must be positive", n)
+			return fmt.Errorf("proptest: WithMaxEvents(%d): must be positive", n)
 		}
 		c.maxEvents = n
 		return nil
 	})
 }
 
-// Seed fixes the seed of the generated streams. Without it, Check takes
+// WithSeed fixes the seed of the generated streams. Without it, Check takes
 // the seed from the environment (ONCEFLOW_SEED, else GOPTER_SEED), else
 // from the clock; either way the seed is in the Report and in every
 // failure, and passing it back reproduces the streams and their faults.
-func Seed(seed int64) Option {
+func WithSeed(seed int64) Option {
 	return optionFunc(func(c *config) error {
 		c.seed, c.seeded = seed, true
 		return nil
@@ -134,12 +134,12 @@ func WithEvent(fill func(ev *onceflow.Event, n int)) Option {
 	})
 }
 
-// MaxShrinks bounds the shrinking of a failing stream (default 200 smaller
+// WithMaxShrinks bounds the shrinking of a failing stream (default 200 smaller
 // failing streams found).
-func MaxShrinks(n int) Option {
+func WithMaxShrinks(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 0 {
-			return fmt.Errorf("proptest: MaxShrinks(%d): must not be negative", n)
+			return fmt.Errorf("proptest: WithMaxShrinks(%d): must not be negative", n)
 		}
 		c.maxShrink = n
 		return nil

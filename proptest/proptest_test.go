@@ -97,7 +97,7 @@ func TestCheckHandlerCorrect(t *testing.T) {
 	if testing.Short() {
 		runs, events = 30, 30
 	}
-	rep := proptest.CheckHandler(t, counting, proptest.Runs(runs), proptest.MaxEvents(events))
+	rep := proptest.CheckHandler(t, counting, proptest.WithRuns(runs), proptest.WithMaxEvents(events))
 	if rep.Streams != runs || rep.Totals.Duplicates == 0 || rep.Totals.Reordered == 0 || rep.Totals.Restarts+rep.Totals.Cancels == 0 ||
 		rep.Totals.CommitFaults == 0 || rep.Totals.Transient == 0 || rep.Totals.Permanent == 0 {
 		t.Fatalf("the streams missed a condition: %+v", rep.Totals)
@@ -112,7 +112,7 @@ func TestCheckHandlerOnDisk(t *testing.T) {
 	if testing.Short() {
 		runs = 10
 	}
-	rep := proptest.CheckHandler(t, counting, proptest.Runs(runs), proptest.MaxEvents(40), proptest.OnDisk(t.TempDir()))
+	rep := proptest.CheckHandler(t, counting, proptest.WithRuns(runs), proptest.WithMaxEvents(40), proptest.OnDisk(t.TempDir()))
 	s := summarize("properties-bbolt", t.Name(), rep)
 	s.Fsync = new(bool)
 	writeSummary(t, s)
@@ -123,7 +123,7 @@ func TestCheckHandlerOnDisk(t *testing.T) {
 // a failure, and that the violations mention want.
 func mustFail(t *testing.T, h proptest.NewHandler, want string, opts ...proptest.Option) proptest.Report {
 	t.Helper()
-	opts = append(opts, proptest.Runs(100), proptest.MaxEvents(30))
+	opts = append(opts, proptest.WithRuns(100), proptest.WithMaxEvents(30))
 	rep, err := proptest.Check(h, opts...)
 	if err == nil {
 		t.Fatalf("a broken handler passed %d streams", rep.Streams)
@@ -135,7 +135,7 @@ func mustFail(t *testing.T, h proptest.NewHandler, want string, opts ...proptest
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("the error does not mention %q", want)
 	}
-	again, err2 := proptest.Check(h, append(opts, proptest.Seed(rep.Seed))...)
+	again, err2 := proptest.Check(h, append(opts, proptest.WithSeed(rep.Seed))...)
 	if err2 == nil {
 		t.Fatalf("seed %d did not reproduce the failure", rep.Seed)
 	}
@@ -231,5 +231,40 @@ func TestStreamsShrink(t *testing.T) {
 				t.Fatalf("shrink grew the stream:\n%v\nfrom\n%v", cs, s)
 			}
 		}
+	}
+}
+
+// recordingTB is a testing.TB that records a Fatal instead of stopping
+// the test, so that a test can watch CheckHandler fail.
+type recordingTB struct {
+	testing.TB
+	fatal string
+}
+
+func (r *recordingTB) Fatal(args ...any) { r.fatal = fmt.Sprint(args...) }
+
+// TestCheckHandlerFailsTheTest: the one call a user puts in a test fails
+// that test for a broken handler, with the seed in the message, and the
+// seed makes the same call fail again.
+func TestCheckHandlerFailsTheTest(t *testing.T) {
+	tb := &recordingTB{TB: t}
+	rep := proptest.CheckHandler(tb, notifyWithoutKey, proptest.WithRuns(100), proptest.WithMaxEvents(30))
+	if tb.fatal == "" {
+		t.Fatal("CheckHandler passed a handler that repeats outside effects")
+	}
+	if !strings.Contains(tb.fatal, "ONCEFLOW_SEED="+strconv.FormatInt(rep.Seed, 10)) || !strings.Contains(tb.fatal, "shrunk stream") {
+		t.Errorf("the failure lacks the seed or the shrunk stream:\n%s", tb.fatal)
+	}
+	t.Setenv("ONCEFLOW_SEED", strconv.FormatInt(rep.Seed, 10))
+	again := &recordingTB{TB: t}
+	rep2 := proptest.CheckHandler(again, notifyWithoutKey, proptest.WithRuns(100), proptest.WithMaxEvents(30))
+	if again.fatal == "" || rep2.Seed != rep.Seed {
+		t.Fatalf("ONCEFLOW_SEED=%d did not reproduce the failure (seed %d, failure %q)", rep.Seed, rep2.Seed, again.fatal)
+	}
+
+	ok := &recordingTB{TB: t}
+	proptest.CheckHandler(ok, counting, proptest.WithRuns(50), proptest.WithMaxEvents(30))
+	if ok.fatal != "" {
+		t.Fatalf("CheckHandler failed a correct handler: %s", ok.fatal)
 	}
 }

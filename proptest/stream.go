@@ -120,13 +120,10 @@ func (c Crash) String() string {
 	}
 }
 
-// crashPoints are the pipeline points a Cancel crash may pick.
-var crashPoints = []string{
-	pipeline.PointBeforeClaim,
-	pipeline.PointAfterHandler,
-	pipeline.PointBeforeCommit,
-	pipeline.PointAfterCommit,
-	pipeline.PointMidAck,
+// crashPoints returns the pipeline points a Cancel crash may pick.
+func crashPoints() []string {
+	return []string{pipeline.PointBeforeClaim, pipeline.PointAfterHandler, pipeline.PointBeforeCommit,
+		pipeline.PointAfterCommit, pipeline.PointMidAck}
 }
 
 // Profile shapes the streams [Streams] generates. Rates are shares in
@@ -228,7 +225,8 @@ func generate(p Profile, rnd *rand.Rand, size int) *Stream {
 		c := Crash{At: at, Kind: CrashKind(rnd.Intn(4))}
 		switch c.Kind {
 		case Cancel:
-			c.Point, c.Hit = crashPoints[rnd.Intn(len(crashPoints))], 1+rnd.Intn(4)
+			points := crashPoints()
+			c.Point, c.Hit = points[rnd.Intn(len(points))], 1+rnd.Intn(4)
 		case CommitFailsBefore, CommitFailsAfter:
 			c.Hit = 1 + rnd.Intn(3)
 		}
