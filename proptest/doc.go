@@ -66,4 +66,13 @@
 // seed reproduces the streams, the faults and the crash points, and a
 // failure that depends on an interleaving may need a few runs to show
 // again.
+//
+// # Cost
+//
+// On the 2-core development machine, 1,000 streams of up to 100 events
+// (about 36,000 deliveries, 1,400 crashes) take about 2 s, 7 s under the
+// race detector; the defaults (100 streams of up to 40 events) take a
+// fraction of a second. Shrinking a failure runs its stream again for
+// every candidate: a few hundred runs of a small stream. With OnDisk each
+// crash reopens a bbolt file, about three times slower.
 package proptest
