@@ -216,7 +216,7 @@ func TestProofCrashChild(t *testing.T) {
 		}
 	}
 	h := newProofHandler(s)
-	var ackMu sync.Mutex // the ack callback may run on several goroutines without a store; not here, but cheap
+	var ackMu sync.Mutex // acks come from the committer; nacks (which return early) from the workers
 	var ackErr error
 	onAck := func(a pipeline.Ack) {
 		if a.Err != nil || phase.Load() != phaseDeliver {
