@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -29,8 +30,8 @@ type entry struct {
 	kind    uint8
 	outcome onceflow.Outcome
 	err     error
-	rec     onceflow.Record
-	dl      *onceflow.DeadLetter // kindFinal only; with a store it is rec.DeadLetter
+	rec     int32                // kindCommit: index of the record in the batch's recs
+	dl      *onceflow.DeadLetter // the dead letter, if any
 	seqNext uint64               // sequence ordering: the key's next sequence committed with rec
 }
 
@@ -40,24 +41,50 @@ type entry struct {
 type outBatch struct {
 	s       *shard
 	entries []entry
+	recs    []onceflow.Record // the records of the kindCommit entries
 	bytes   int
+	// direct: no store; entries are acknowledged as they are added and
+	// only counted (delivered, of which nacked).
+	direct            bool
+	delivered, nacked int
 }
 
 func (ob *outBatch) add(e entry) {
 	ob.bytes += e.it.size
+	if ob.direct {
+		// Without a store nothing waits for a commit: acknowledge now,
+		// in handling order, and count it for the batch's release.
+		ob.delivered++
+		if e.kind == kindNack {
+			ob.nacked++
+			ob.s.p.deliverEntry(&e, onceflow.Outcome{}, e.err)
+		} else {
+			ob.s.p.deliverEntry(&e, e.outcome, nil)
+		}
+		return
+	}
 	ob.entries = append(ob.entries, e)
+}
+
+// addCommit adds a kindCommit entry with its record.
+func (ob *outBatch) addCommit(e entry, rec onceflow.Record) {
+	e.kind, e.rec, e.dl = kindCommit, int32(len(ob.recs)), rec.DeadLetter
+	ob.recs = append(ob.recs, rec)
+	ob.add(e)
 }
 
 func (p *Pipeline) getOutBatch(s *shard) *outBatch {
 	ob := p.obPool.Get().(*outBatch)
-	ob.s = s
+	ob.s, ob.direct = s, p.cfg.store == nil
 	return ob
 }
 
 func (p *Pipeline) putOutBatch(ob *outBatch) {
 	clear(ob.entries)
 	ob.entries = ob.entries[:0]
-	ob.s, ob.bytes = nil, 0
+	clear(ob.recs)
+	ob.recs = ob.recs[:0]
+	ob.s, ob.bytes, ob.delivered, ob.nacked = nil, 0, 0, 0
 	p.obPool.Put(ob)
 }
 
@@ -87,7 +114,8 @@ func (s *shard) committed(ob *outBatch) {
 		if e.kind != kindCommit {
 			continue
 		}
-		if h := s.p.idHash(e.rec.ID); s.pending[h].ob == ob {
+		rec := &ob.recs[e.rec]
+		if h := s.p.idHash(rec.ID); s.pending[h].ob == ob {
 			delete(s.pending, h)
 		}
 		if e.seqNext > 0 {
@@ -95,7 +123,7 @@ func (s *shard) committed(ob *outBatch) {
 				ss.committed = e.seqNext
 			}
 		}
-		for _, w := range e.rec.Writes {
+		for _, w := range rec.Writes {
 			if o, ok := s.overlay[string(w.Key)]; ok && o.ob == ob {
 				delete(s.overlay, string(w.Key))
 			}
@@ -178,8 +206,8 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 				if e.seqNext > 0 {
 					p.seqNexts[e.it.ev.Key()] = seqNextAt{rec: len(cb.Records), next: e.seqNext}
 				}
-				cb.Records = append(cb.Records, e.rec)
-				if e.rec.Outcome.Status == onceflow.StatusDone {
+				cb.Records = append(cb.Records, ob.recs[e.rec])
+				if ob.recs[e.rec].Outcome.Status == onceflow.StatusDone {
 					evs = append(evs, e.it.ev)
 				}
 			}
@@ -218,15 +246,10 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		p.committedEvents.Add(uint64(len(cb.Records)))
 		p.commitNanos.Add(int64(time.Since(start)))
 		p.crashPoint(PointAfterCommit)
-		if p.cfg.outbox != nil {
-			for i := range cb.Records {
-				if len(cb.Records[i].Outbox) > 0 {
-					select {
-					case p.outboxWake <- struct{}{}:
-					default: // a wake-up is pending
-					}
-					break
-				}
+		if p.cfg.outbox != nil && slices.ContainsFunc(cb.Records, func(r onceflow.Record) bool { return len(r.Outbox) > 0 }) {
+			select {
+			case p.outboxWake <- struct{}{}:
+			default: // a wake-up is pending
 			}
 		}
 		// Copy back what the store kept (a record may have turned out a
@@ -235,7 +258,7 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 		for _, ob := range group {
 			for i := range ob.entries {
 				if e := &ob.entries[i]; e.kind == kindCommit {
-					e.outcome = cb.Records[k].Outcome
+					e.outcome, e.dl = cb.Records[k].Outcome, cb.Records[k].DeadLetter
 					k++
 				}
 			}

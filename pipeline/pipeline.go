@@ -281,16 +281,20 @@ func (p *Pipeline) fail(err error) {
 
 // deliver hands one acknowledgement to the callback and to Do's waiter.
 func (p *Pipeline) deliver(it *item, out onceflow.Outcome, err error) {
+	if p.cfg.ack == nil && it.w == nil {
+		return // nobody to tell
+	}
 	p.deliverAck(it, Ack{Event: it.ev, Outcome: out, Err: err})
 }
 
 // deliverEntry acknowledges a handled entry, with its dead letter if any.
 func (p *Pipeline) deliverEntry(e *entry, out onceflow.Outcome, err error) {
+	if p.cfg.ack == nil && e.it.w == nil {
+		return // nobody to tell
+	}
 	a := Ack{Event: e.it.ev, Outcome: out, Err: err, Released: e.it.released}
 	if err == nil {
-		if a.DeadLetter = e.dl; a.DeadLetter == nil {
-			a.DeadLetter = e.rec.DeadLetter
-		}
+		a.DeadLetter = e.dl
 	}
 	p.deliverAck(&e.it, a)
 }

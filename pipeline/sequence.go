@@ -319,7 +319,7 @@ func (s *shard) hold(ss *seqState, pi pitem, ob *outBatch, now time.Time) {
 	val = pi.ev.AppendJSON(val)
 	out := onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: now}
 	rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, pi.ev.Sequence), Value: val}}}
-	ob.add(entry{it: pi.item, kind: kindCommit, outcome: out, rec: rec})
+	ob.addCommit(entry{it: pi.item, outcome: out}, rec)
 	s.claim(id, ob, out)
 	if ss.gapIndex < 0 && o.Policy != GapWait {
 		ss.gapDue = now.Add(o.GapTimeout)

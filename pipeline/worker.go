@@ -217,10 +217,14 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 	if err == nil {
 		p.crashPoint(PointAfterHandler)
 		out := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: uint32(pi.attempts), FirstSeen: pi.first, Result: res}
+		s.handled.Add(1)
+		if p.cfg.store == nil {
+			ob.add(entry{it: it, kind: kindFinal, outcome: out})
+			return false, 0
+		}
 		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive}
 		s.addEffects(&rec, ob)
 		s.finished(pi, id, out, rec, ob)
-		s.handled.Add(1)
 		return false, 0
 	}
 	pi.lastErr = err
@@ -257,7 +261,7 @@ func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, 
 		rec.Release = true
 		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: heldKey(pi.ev.Key(), pi.ev.Sequence), Delete: true})
 	}
-	ob.add(entry{it: pi.item, kind: kindCommit, outcome: out, rec: rec, seqNext: pi.seqNext})
+	ob.addCommit(entry{it: pi.item, outcome: out, seqNext: pi.seqNext}, rec)
 	s.claim(id, ob, out)
 }
 
@@ -315,36 +319,27 @@ func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err e
 // every entry and releases the budget at once.
 func (s *shard) finish(ctx context.Context, ob *outBatch) {
 	p := s.p
+	if ob.direct {
+		if ob.delivered > 0 {
+			s.acked.Add(uint64(ob.delivered - ob.nacked))
+			s.nacked.Add(uint64(ob.nacked))
+			s.release(ob.delivered, ob.bytes, nil)
+		}
+		p.putOutBatch(ob)
+		return
+	}
 	if len(ob.entries) == 0 {
 		p.putOutBatch(ob)
 		return
 	}
-	if p.cfg.store != nil {
-		select {
-		case p.commitCh <- ob:
-		case <-ctx.Done():
-			// The committer drains commitCh until Run closes it, so the
-			// send cannot block forever; but a cancelled run must not
-			// commit this batch.
-			s.nackOut(ob, abandonCause(ctx))
-		}
-		return
+	select {
+	case p.commitCh <- ob:
+	case <-ctx.Done():
+		// The committer drains commitCh until Run closes it, so the send
+		// cannot block forever; but a cancelled run must not commit this
+		// batch.
+		s.nackOut(ob, abandonCause(ctx))
 	}
-	var acked, nacked uint64
-	for i := range ob.entries {
-		e := &ob.entries[i]
-		if e.kind == kindNack {
-			nacked++
-			p.deliverEntry(e, onceflow.Outcome{}, e.err)
-			continue
-		}
-		acked++
-		p.deliverEntry(e, e.outcome, nil)
-	}
-	s.acked.Add(acked)
-	s.nacked.Add(nacked)
-	s.release(len(ob.entries), ob.bytes, nil)
-	p.putOutBatch(ob)
 }
 
 // abandonParked negatively acknowledges every parked event.
