@@ -218,8 +218,12 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		p.crashPoint(PointAfterHandler)
 		out := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: uint32(pi.attempts), FirstSeen: pi.first, Result: res}
 		s.handled.Add(1)
-		if p.cfg.store == nil {
-			ob.add(entry{it: it, kind: kindFinal, outcome: out})
+		if ob.direct {
+			ob.bytes += it.size
+			ob.delivered++
+			if p.cfg.ack != nil || it.w != nil {
+				p.deliverAck(&pi.item, Ack{Event: it.ev, Outcome: out})
+			}
 			return false, 0
 		}
 		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive}
