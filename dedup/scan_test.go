@@ -37,3 +37,34 @@ func TestScanState(t *testing.T) {
 		}
 	})
 }
+
+// TestScanStatePagesAndCallsOutsideLocks: more keys than a page, and a
+// callback that uses the store (the pipeline reads state while reloading).
+func TestScanStatePagesAndCallsOutsideLocks(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k kind) {
+		s := k.open(t)
+		r := done("1", "")
+		for i := range 1000 {
+			r.Writes = append(r.Writes, onceflow.StateWrite{Key: []byte(fmt.Sprintf("\x00H%04d", i)), Value: []byte("v")})
+		}
+		r.Writes = append(r.Writes, onceflow.StateWrite{Key: []byte("\x00I"), Value: []byte("v")})
+		commit(t, s, r)
+		n := 0
+		err := s.ScanState([]byte("\x00H"), func(k, v []byte) error {
+			if want := fmt.Sprintf("\x00H%04d", n); string(k) != want {
+				return fmt.Errorf("key %d = %q, want %q", n, k, want)
+			}
+			n++
+			if _, _, err := s.ReadState(k); err != nil {
+				return err
+			}
+			if n%300 == 0 {
+				commit(t, s, done(fmt.Sprintf("during-%d", n), ""))
+			}
+			return nil
+		})
+		if err != nil || n != 1000 {
+			t.Fatalf("ScanState = %v after %d keys, want 1000", err, n)
+		}
+	})
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -159,15 +158,8 @@ func checkFuzzSeq(fs fuzzSeq) string {
 		parts = [][]fuzzDelivery{fs.deliveries[:half], fs.deliveries[half:]}
 	}
 	limit := 0 // of events held in total, by the shard counts used
-	for i, part := range parts {
+	for _, part := range parts {
 		shards := fs.shards
-		if i > 0 && os.Getenv("ONCEFLOW_KNOWN_BUGS") == "" {
-			// Known bug (TestProofReloadHeldDeadlock): a restarted pipeline
-			// with more than one shard can deadlock reloading held events.
-			// Restart on one shard until it is fixed, so that the seed
-			// corpus cannot hang `go test`; drop this then.
-			shards = 1
-		}
 		limit = max(limit, max(fs.total/shards, 1)*shards)
 		if msg := run(part, shards); msg != "" {
 			return msg

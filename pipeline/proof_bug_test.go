@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -48,12 +47,8 @@ func (s *scanCommitStore) ScanState(prefix []byte, fn func(k, v []byte) error) e
 // wait for each other forever, and Run never returns. With bbolt the same
 // happens when the commit must grow the mmap.
 //
-// The deadlocked goroutines can never be stopped, so the test runs only
-// with ONCEFLOW_KNOWN_BUGS=1 until the bug is fixed (then drop the skip).
+// Fixed: ScanState now calls its callback between pages, holding no lock.
 func TestProofReloadHeldDeadlock(t *testing.T) {
-	if os.Getenv("ONCEFLOW_KNOWN_BUGS") == "" {
-		t.Skip("known bug (deadlock reloading held events); run with ONCEFLOW_KNOWN_BUGS=1")
-	}
 	store, err := dedup.NewMemory(dedup.WithCacheItems(0), dedup.WithCapacity(1024))
 	if err != nil {
 		t.Fatal(err)
