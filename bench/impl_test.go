@@ -149,7 +149,7 @@ const wmIDField = "ce_id"
 const wmInFlight = 1024
 
 // runWatermill runs one op through Watermill v1.5.1: a router on a
-// gochannel Pub/Sub, one no-publisher handler (mark the event handled),
+// gochannel Pub/Sub, one consumer handler (mark the event handled),
 // the chosen Deduplicator middleware, and an outermost middleware that
 // frees one in-flight slot per message handled or dropped. The producer
 // builds one message per event (UUID = event id, payload = the CloudEvents
@@ -182,7 +182,7 @@ func runWatermill(tb testing.TB, feed iter.Seq[[]*onceflow.Event], chk *checker,
 		router.AddMiddleware(dd.Middleware)
 	}
 	const topic = "events"
-	router.AddNoPublisherHandler("handle", topic, pubSub, func(msg *message.Message) error {
+	router.AddConsumerHandler("handle", topic, pubSub, func(msg *message.Message) error {
 		chk.handleID(msg.UUID)
 		return nil
 	})
