@@ -391,8 +391,10 @@ func (r *report) findingSection(p printer) {
 	p("half is the byte sum of the payload, which varies little between events of one shape.")
 	p("")
 	if lost.ok() {
-		p("On this workload (200,000 deliveries, 180,077 unique events, seed as printed by the benchmark) it **lost %s unique events,",
-			fmtStat(lost, func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }))
+		whole := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+		p("On this workload (%s deliveries, %s unique events, the seed printed by the benchmark) it **lost %s unique events,",
+			fmtStat(r.compare.stat(n, "events/op"), whole), fmtStat(r.compare.stat(compareName(watermillDedup), "unique"), whole),
+			fmtStat(lost, whole))
 		every := ""
 		if lost.lo == lost.hi {
 			every = fmt.Sprintf(", the same number in each of the %d rounds", lost.n)
