@@ -306,21 +306,24 @@ func (s *shard) hold(ss *seqState, pi pitem, ob *outBatch, now time.Time) {
 		s.alreadyDispatched(context.Background(), pi, ob, now)
 		return
 	}
+	// Held in memory, still in flight and unacknowledged: a gap that
+	// fills during the run costs nothing more (and a crash only means the
+	// source delivers it again). Only what is still held when the run
+	// drains is committed as held and acknowledged (persistHeld).
 	pi.first = now
 	if ss.held == nil {
 		ss.held = make(map[uint64]pitem)
 	}
-	held := pi
-	held.item.w, held.item.released = nil, true
-	ss.held[pi.ev.Sequence] = held
+	ss.held[pi.ev.Sequence] = pi
 	s.heldTotal++
+	s.heldMem++
 	s.heldGauge.Store(int64(s.heldTotal))
-	val := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))
-	val = pi.ev.AppendJSON(val)
-	out := onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: now}
-	rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, pi.ev.Sequence), Value: val}}}
-	ob.addCommit(entry{it: pi.item, outcome: out}, rec)
-	s.claim(id, ob, out)
+	if s.heldMem >= max(s.maxEvents/2, 1) {
+		// Held events in memory use the shard's budget; before they could
+		// starve the event that fills their gap, make them durable and
+		// acknowledge them.
+		s.persistHeld(ob, now)
+	}
 	if ss.gapIndex < 0 && o.Policy != GapWait {
 		ss.gapDue = now.Add(o.GapTimeout)
 		heap.Push(&s.gaps, ss)
@@ -340,7 +343,11 @@ func (s *shard) releaseHeld(ctx context.Context, ss *seqState, ob *outBatch, now
 		ss.next++
 		pi.seqNext = ss.next
 		pi.attempts, pi.lastErr = 0, nil
-		s.reacquire(pi.size)
+		if pi.released {
+			s.reacquire(pi.size)
+		} else {
+			s.heldMem--
+		}
 		s.dispatch(ctx, pi, ob, now)
 		s.released.Add(1)
 		released = true
@@ -352,6 +359,53 @@ func (s *shard) releaseHeld(ctx context.Context, ss *seqState, ob *outBatch, now
 			ss.gapDue = now.Add(s.p.cfg.seq.GapTimeout)
 			heap.Push(&s.gaps, ss)
 		}
+	}
+}
+
+// persistHeld commits, as held, every event held in memory (accepted,
+// not yet acknowledged) and acknowledges it with the outcome StatusHeld:
+// called when the run drains, so that a later run can fill the gap.
+func (s *shard) persistHeld(ob *outBatch, now time.Time) {
+	for _, ss := range s.seqs {
+		for seq, pi := range ss.held {
+			if pi.released {
+				continue // already durable
+			}
+			val := binary.BigEndian.AppendUint64(nil, uint64(pi.first.UnixNano()))
+			val = pi.ev.AppendJSON(val)
+			id := pi.ev.Identity()
+			out := onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: pi.first}
+			rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, seq), Value: val}}}
+			ob.addCommit(entry{it: pi.item, outcome: out}, rec)
+			s.claim(id, ob, out)
+			pi.item.w, pi.item.released = nil, true
+			ss.held[seq] = pi
+		}
+	}
+	s.heldMem = 0
+}
+
+// abandonHeld negatively acknowledges the events held in memory.
+func (s *shard) abandonHeld(cause error) {
+	n, bytes := 0, 0
+	for _, ss := range s.seqs {
+		for seq, pi := range ss.held {
+			if pi.released {
+				continue
+			}
+			n++
+			bytes += pi.size
+			s.p.deliver(&pi.item, onceflow.Outcome{}, cause)
+			delete(ss.held, seq)
+			s.heldTotal--
+			s.heldMem--
+		}
+	}
+	s.heldGauge.Store(int64(s.heldTotal))
+	if n > 0 {
+		s.nacked.Add(uint64(n))
+		s.failed.Add(uint64(n))
+		s.release(n, bytes, nil)
 	}
 }
 
@@ -403,7 +457,11 @@ func (s *shard) closeGap(ctx context.Context, ss *seqState, ob *outBatch, now ti
 			delete(ss.held, q)
 			s.heldTotal--
 			pi.seqNext = q + 1
-			s.reacquire(pi.size)
+			if pi.released {
+				s.reacquire(pi.size)
+			} else {
+				s.heldMem--
+			}
 			s.deadLetter(&pi, pi.ev.Identity(), retry.ReasonGapTimeout,
 				fmt.Errorf("pipeline: sequence gap before %d stayed open for %v", q, o.GapTimeout), ob, now)
 		}

@@ -79,7 +79,8 @@ type shard struct {
 	rnd         *rand.Rand
 	seqs        map[string]*seqState // sequence ordering, per key
 	gaps        gapHeap
-	heldTotal   int
+	heldTotal   int // events held for sequence ordering
+	heldMem     int // of which held in memory, accepted and not yet acknowledged
 }
 
 // claim marks an identity handled by this shard and not yet committed: a

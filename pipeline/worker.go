@@ -72,6 +72,13 @@ func (s *shard) run(ctx context.Context) {
 		cause := abandonCause(ctx)
 		s.abandon(cause)
 		s.abandonParked(cause)
+		s.abandonHeld(cause)
+		return
+	}
+	if s.p.cfg.seq != nil && s.heldTotal > 0 {
+		ob := s.p.getOutBatch(s)
+		s.persistHeld(ob, s.p.cfg.now())
+		s.finish(ctx, ob)
 	}
 }
 
