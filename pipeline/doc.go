@@ -55,9 +55,10 @@
 // ErrBackpressure, SubmitBatch blocks until all its events fit. Because the
 // budget spans the whole path, no intake ring, channel or map grows with the
 // number of events submitted: the intake ring holds at most a shard's
-// budget, the committer channel at most two groups' worth of batches plus one per
-// shard,
-// and the pending-claim map and state overlay at most the events in flight.
+// budget, the committer channel at most two groups' worth of batches plus
+// one per shard, and the pending-claim map, the state overlay, the parked
+// retries and the early events waiting for their sequence at most the
+// events in flight.
 // The Ack callback runs on the committer (or, without a store, on the
 // worker): a slow callback slows the pipeline and, through the budget,
 // blocks Submit. It must not call Submit, SubmitBatch or Do, which could
@@ -73,12 +74,51 @@
 // gets an Ack whose error wraps ErrAbandoned. A store commit or sink error
 // is fatal: the pipeline stops the same way and Run returns the error.
 //
-// # Handler panics
+// # Failures, retries and dead letters
 //
-// A handler panic is recovered on the worker: that event fails with a
-// *retry.PanicError holding the stack (the event's payload is never
-// logged), its effects are discarded, and the worker goes on with the next
-// event. No goroutine is lost and Shutdown is not delayed.
+// A handler error discards the attempt's effects. Without WithRetry the
+// event is acknowledged at once with the error (its source should deliver
+// it again). With WithRetry(policy) the worker schedules the next attempt
+// itself, by the policy's backoff and full jitter: the event's key is
+// parked — its later events wait behind it, so per-key order holds — while
+// every other key of the shard keeps flowing; a per-shard heap and one
+// timer resume parked keys when due. Parked events count against the
+// queue limits, so a failing key means backpressure, never a drop. A
+// retry.Budget shared by the shards (WithRetryBudget) caps retries across
+// keys. When the policy gives up, the error is permanent (retry.Permanent)
+// or the handler panicked, the event is dead-lettered: its outcome is
+// StatusDeadLettered and an onceflow.DeadLetter (raw event, reason class,
+// last error, attempts and times, the stack of a panic) commits in the same
+// transaction. A later copy of a dead-lettered event does not run the
+// handler; Redrive re-processes it exactly once. Shutdown waits for parked
+// retries, bounded by its context.
+//
+// A handler panic is recovered on the worker as a *retry.PanicError
+// holding the stack (the event's payload is never logged): without a retry
+// policy the event is acknowledged with that error; with one it is
+// dead-lettered with reason handler_panic. No goroutine is lost.
+//
+// # Sequence ordering
+//
+// With WithSequenceOrder, each key's events reach the handler in ascending
+// CloudEvents "sequence" order, contiguous from 1. An early event waits in
+// memory, accepted and unacknowledged, and is handled when the gap before
+// it fills. Early events still waiting when the run drains (or when they
+// fill half of their shard's budget) are committed durably with the
+// outcome StatusHeld and acknowledged; a later run reloads them, and when
+// their gap fills they are handled and acknowledged again with
+// Ack.Released. The key's next expected sequence commits with each group,
+// so a crash never skips or repeats an event. A gap open past the timeout
+// is waited on, skipped with an exact report of the missing numbers, or
+// dead-letters the waiting events (GapPolicy). An event whose sequence was
+// already handled is a duplicate when its identity matches, and is
+// dead-lettered with reason sequence_conflict otherwise.
+//
+// # Outbox
+//
+// With WithOutbox, messages handlers emit (Effects.Emit) are delivered by
+// one goroutine after their commit, at least once, with a stable
+// idempotency key; Shutdown waits for the pending ones.
 //
 // # Testing hooks
 //

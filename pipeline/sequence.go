@@ -95,10 +95,12 @@ type StateScanner interface {
 }
 
 // WithSequenceOrder hands each key's events to the handler in ascending
-// "sequence" order, contiguous from 1 per key. Events that arrive early are
-// held — durably, committed with the outcome StatusHeld and acknowledged —
-// until the gap before them is filled, in this run or a later one; their
-// final outcome is then acknowledged again with Ack.Released set. An event
+// "sequence" order, contiguous from 1 per key. Events that arrive early
+// wait, unacknowledged, until the gap before them is filled; those still
+// waiting when the run drains (or when they fill half of their shard's
+// budget) are held durably — committed with the outcome StatusHeld and
+// acknowledged — for a later run to release, which acknowledges their
+// final outcome again with Ack.Released set. An event
 // whose sequence was already handled is a duplicate when its identity is
 // the same, and is dead-lettered with reason sequence_conflict otherwise.
 // Every submitted event must carry a positive Sequence. Requires WithStore
