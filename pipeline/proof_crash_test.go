@@ -567,7 +567,7 @@ func TestProofCrashPoints(t *testing.T) {
 	seed := proofSeed(t)
 	events := envInt(t, "PROOF_POINT_EVENTS", 5_000)
 	if testing.Short() {
-		events = 1_000
+		events = 3_000 // enough groups of 64 for a 10th hit in each of two lives
 	}
 	t.Logf("seed %d, %d events per run (reproduce with ONCEFLOW_SEED=%d)", seed, events, seed)
 	bin, err := crashtest.BuildChild(t.TempDir(), ".")
