@@ -531,8 +531,11 @@ func TestProofCrash(t *testing.T) {
 	seed := proofSeed(t)
 	events, kills := envInt(t, "PROOF_CRASH_EVENTS", 1_000_000), envInt(t, "PROOF_CRASH_KILLS", 200)
 	fsync := os.Getenv("PROOF_CRASH_SYNC") != ""
+	maxDelay := 100 * time.Millisecond
 	if testing.Short() {
-		events, kills = 20_000, 10
+		// A short run's work takes a few hundred milliseconds: kills come
+		// sooner, or the child finishes before they land.
+		events, kills, maxDelay = 20_000, 10, 10*time.Millisecond
 	}
 	t.Logf("seed %d: %d events, %d kills, fsync %v (reproduce the schedule with ONCEFLOW_SEED=%d PROOF_CRASH_EVENTS=%d PROOF_CRASH_KILLS=%d)",
 		seed, events, kills, fsync, seed, events, kills)
@@ -542,7 +545,7 @@ func TestProofCrash(t *testing.T) {
 	}
 	cfg := proofChildConfig{Dir: t.TempDir(), Seed: seed, Events: events, Keys: 1000, HotKeys: 0.3,
 		Dup: 0.2, Burst: 4, Reorder: 0.1, Global: 0.01, Transient: 0.005, Permanent: 0.001, Redrive: true, NoSync: !fsync}
-	sum := proofCrash(t, bin, cfg, kills, 150*time.Millisecond)
+	sum := proofCrash(t, bin, cfg, kills, maxDelay)
 	sum.Name, sum.Suite, sum.Fsync = "crash-random", "crash", ptr(fsync)
 	env := ""
 	if fsync {
