@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,6 +183,9 @@ func TestCrashRedrive(t *testing.T) {
 		t.Skip("parent only")
 	}
 	seed := rand.Uint64()
+	if s := os.Getenv("ONCEFLOW_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
 	n, kills := 4000, 20
 	if testing.Short() {
 		n, kills = 2000, 5
@@ -200,20 +202,9 @@ func TestCrashRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := crashtest.RunOnce(bin, "TestCrashRedriveCheckChild", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum crashtest.Summary
-	for _, line := range strings.Split(out, "\n") {
-		if js, ok := strings.CutPrefix(line, "SUMMARY "); ok {
-			if err := json.Unmarshal([]byte(js), &sum); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	sum, _ := runCrashChecker(t, bin, "TestCrashRedriveCheckChild", env)
 	sum.Name, sum.Seed, sum.Kills, sum.Starts, sum.WallSeconds = "crash-redrive", seed, res.Kills, res.Starts, res.Wall.Seconds()
-	sum.Command = "go test -run '^TestCrashRedrive$' ./pipeline"
+	sum.Command = fmt.Sprintf("ONCEFLOW_SEED=%d go test -run '^TestCrashRedrive$' ./pipeline", seed)
 	t.Logf("summary: %+v", sum)
 	if err := crashtest.WriteSummary(os.Getenv("ONCEFLOW_RELIABILITY_DIR"), sum); err != nil {
 		t.Fatal(err)

@@ -203,9 +203,10 @@ func TestCrashDedup(t *testing.T) {
 	if s := os.Getenv("ONCEFLOW_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
-	events, kills := 200_000, 50
+	events, kills, maxDelay := 200_000, 50, 150*time.Millisecond
 	if testing.Short() {
-		events, kills = 20_000, 10
+		// A short run finishes fast: kills must land sooner.
+		events, kills, maxDelay = 20_000, 10, 10*time.Millisecond
 	}
 	t.Logf("seed %d (reproduce the schedule with ONCEFLOW_SEED=%d), %d events, %d kills", seed, seed, events, kills)
 	dir := t.TempDir()
@@ -216,13 +217,32 @@ func TestCrashDedup(t *testing.T) {
 	env := []string{"CRASH_DIR=" + dir, "CRASH_SEED=" + strconv.FormatUint(seed, 10),
 		"CRASH_EVENTS=" + strconv.Itoa(events), "CRASH_DUP=0.2"}
 	res, err := crashtest.Run(crashtest.Config{
-		Child: "TestCrashChild", Binary: bin, Kills: kills, Seed: seed, MaxDelay: 150 * time.Millisecond,
+		Child: "TestCrashChild", Binary: bin, Kills: kills, Seed: seed, MaxDelay: maxDelay,
 		Env: env, Log: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := crashtest.RunOnce(bin, "TestCrashCheckChild", env)
+	sum, out := runCrashChecker(t, bin, "TestCrashCheckChild", env)
+	sum.Name, sum.Seed, sum.Kills, sum.Starts, sum.WallSeconds = "crash-dedup", seed, res.Kills, res.Starts, res.Wall.Seconds()
+	sum.Command = fmt.Sprintf("ONCEFLOW_SEED=%d go test -run '^TestCrashDedup$' ./pipeline", seed)
+	t.Logf("summary: %+v", sum)
+	if err := crashtest.WriteSummary(os.Getenv("ONCEFLOW_RELIABILITY_DIR"), sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Events != events || sum.Lost != 0 || sum.DupEffects != 0 || sum.CheckErrors != 0 {
+		t.Fatalf("crash run broke the promise: %+v\nchecker output:\n%s", sum, out)
+	}
+	if res.Kills < kills {
+		t.Fatalf("only %d kills landed, want %d", res.Kills, kills)
+	}
+}
+
+// runCrashChecker runs the checker child name to completion and returns
+// the summary it printed as one "SUMMARY {json}" line, and its output.
+func runCrashChecker(t *testing.T, bin, name string, env []string) (crashtest.Summary, string) {
+	t.Helper()
+	out, err := crashtest.RunOnce(bin, name, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,18 +254,7 @@ func TestCrashDedup(t *testing.T) {
 			}
 		}
 	}
-	sum.Name, sum.Seed, sum.Kills, sum.Starts, sum.WallSeconds = "crash-dedup", seed, res.Kills, res.Starts, res.Wall.Seconds()
-	sum.Command = "go test -run '^TestCrashDedup$' ./pipeline"
-	t.Logf("summary: %+v", sum)
-	if err := crashtest.WriteSummary(os.Getenv("ONCEFLOW_RELIABILITY_DIR"), sum); err != nil {
-		t.Fatal(err)
-	}
-	if sum.Events != events || sum.Lost != 0 || sum.DupEffects != 0 || sum.CheckErrors != 0 {
-		t.Fatalf("crash run broke the promise: %+v\nchecker output:\n%s", sum, out)
-	}
-	if res.Kills < kills {
-		t.Fatalf("only %d kills landed, want %d", res.Kills, kills)
-	}
+	return sum, out
 }
 
 // TestCrashCheckChild checks the state a crash run left against the
