@@ -26,6 +26,8 @@ type commitScratch struct {
 	vals   []byte             // encoded values, back to back
 	aux    []byte             // other keys written: outbox sequences, checkpoint names
 	writes []onceflow.StateWrite
+	undo   []memUndo // the memory backend's plain commit
+	offs   []int     // and its key offsets in keyBuf
 }
 
 // noSlice marks the absence of a slice.
@@ -80,6 +82,7 @@ func (sc *commitScratch) release() {
 	clear(sc.stored)
 	clear(sc.writes)
 	clear(sc.keys)
+	clear(sc.undo)
 	if cap(sc.vals) > maxScratch {
 		sc.vals = nil
 	}
@@ -165,49 +168,19 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 	low := s.low(cur)
 	sc := &s.scratch
 	defer sc.release()
-	sc.prepare(b, s.opts.unsortedPuts)
-
-	// Note the identities in the current slice's filters before they are
-	// committed: a lookup between the commit and a later add would
-	// otherwise answer "never seen" for a committed identity. A filter
-	// bit set for a commit that then fails costs a store read, never a
-	// wrong answer.
-	for _, i := range sc.order {
-		if mb, ok := s.be.(*memBackend); ok && s.opts.exact {
-			sc.masks[i] = mb.locate(sc.keys[i], cur) & s.liveMask(cur)
-			continue
-		}
-		sc.masks[i] = s.filters.commit(s.filters.part(sc.hashes[i]), sc.keys[i], cur, int(s.n))
-	}
+	mb, _ := s.be.(*memBackend)
+	plain := mb != nil && s.opts.exact && plainBatch(b)
+	// Sorting pays for bbolt's page writes; the memory backend has none.
+	sc.prepare(b, s.opts.unsortedPuts || mb != nil)
 
 	expireNow := low > s.expiredBelow
 	expired := 0
-	err := s.be.update(func(tx writeTx) error {
-		expired = 0
-		if expireNow {
-			n, err := expire(tx, low)
-			if err != nil {
-				return err
-			}
-			expired = n
-		}
-		if err := s.putRecords(tx, b, cur); err != nil {
-			return err
-		}
-		if err := s.putEffects(tx, b, now); err != nil {
-			return err
-		}
-		for _, c := range b.Checkpoints {
-			off := len(sc.aux)
-			sc.aux = append(append(sc.aux, metaCheckpoint...), c.Name...)
-			if err := tx.put(bucketMeta, sc.aux[off:], nonNil(c.Value)); err != nil {
-				return err
-			}
-		}
-		off := len(sc.aux)
-		sc.aux = binary.BigEndian.AppendUint64(sc.aux, s.totalCommits+1)
-		return tx.put(bucketMeta, []byte(metaCommits), sc.aux[off:])
-	})
+	var err error
+	if plain && !expireNow {
+		err = mb.commitPlain(b, sc, cur, s.liveMask(cur), s.totalCommits+1)
+	} else {
+		err = s.commitTx(b, cur, low, now, expireNow, &expired)
+	}
 	if err != nil {
 		return &storeError{op: "commit", path: s.be.name(), err: err}
 	}
@@ -404,4 +377,50 @@ func nonNil(v []byte) []byte {
 		return []byte{}
 	}
 	return v
+}
+
+// commitTx is Commit's general path: one backend transaction that writes
+// b's records and effects, after expiring the slices below low when
+// expireNow is set (the number expired goes to *expired). sc is prepared.
+func (s *Store) commitTx(b *onceflow.CommitBatch, cur, low uint64, now time.Time, expireNow bool, expired *int) error {
+	sc := &s.scratch
+	// Note the identities in the current slice's filters before they are
+	// committed: a lookup between the commit and a later add would
+	// otherwise answer "never seen" for a committed identity. A filter
+	// bit set for a commit that then fails costs a store read, never a
+	// wrong answer.
+	for _, i := range sc.order {
+		if mb, ok := s.be.(*memBackend); ok && s.opts.exact {
+			sc.masks[i] = mb.locate(sc.keys[i], cur) & s.liveMask(cur)
+			continue
+		}
+		sc.masks[i] = s.filters.commit(s.filters.part(sc.hashes[i]), sc.keys[i], cur, int(s.n))
+	}
+
+	return s.be.update(func(tx writeTx) error {
+		*expired = 0
+		if expireNow {
+			n, err := expire(tx, low)
+			if err != nil {
+				return err
+			}
+			*expired = n
+		}
+		if err := s.putRecords(tx, b, cur); err != nil {
+			return err
+		}
+		if err := s.putEffects(tx, b, now); err != nil {
+			return err
+		}
+		for _, c := range b.Checkpoints {
+			off := len(sc.aux)
+			sc.aux = append(append(sc.aux, metaCheckpoint...), c.Name...)
+			if err := tx.put(bucketMeta, sc.aux[off:], nonNil(c.Value)); err != nil {
+				return err
+			}
+		}
+		off := len(sc.aux)
+		sc.aux = binary.BigEndian.AppendUint64(sc.aux, s.totalCommits+1)
+		return tx.put(bucketMeta, []byte(metaCommits), sc.aux[off:])
+	})
 }

@@ -6,7 +6,12 @@
 // with the same contract and no durability. The memory store is an exact
 // map, so it answers lookups directly: the Bloom filters and the cache
 // described below exist only in front of the bbolt file, where they save
-// reads. A [*Store] satisfies the
+// reads. It keeps outcomes in 64 partitions, each a map keyed by the
+// 64-bit hash of the identity key (entries keep the full key and are
+// checked against it; an identity whose hash is taken waits in a side map
+// by full key, so the index stays exact), each under its own lock, so that
+// lookups proceed while a commit writes; a commit of outcomes only takes
+// each partition's lock once. A [*Store] satisfies the
 // pipeline package's Store interface; dedup does not import pipeline.
 //
 // # Guarantees

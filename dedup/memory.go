@@ -3,20 +3,34 @@ package dedup
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	onceflow "github.com/onceflow/onceflow"
 )
 
 // memBackend keeps a Store's buckets in maps. Commits are atomic (a
-// transaction buffers its writes and applies them at the end) but not
+// transaction buffers its writes and applies them at the end, or, for a
+// batch of plain outcomes, checks everything before it writes) but not
 // durable.
+//
+// Outcomes live in one map by identity key, each with its slice: an
+// identity has at most one stored outcome, so one map read answers a
+// lookup and one write stores an outcome. bySlice lists the keys stored in
+// each slice, for expiry and scans; it may also list keys since moved to
+// a later slice or deleted, which its users skip.
 type memBackend struct {
-	wmu sync.Mutex // serializes writers (update, deleteOutbox)
+	wmu sync.Mutex // serializes writers (update, commitPlain, deleteOutbox)
+
+	// parts hold the outcomes by identity key, split by key hash so that
+	// lookups and a commit's writes rarely meet on a lock.
+	parts [memParts]memPart
 
 	mu       sync.RWMutex // guards the fields below against the apply of a writer
-	outcomes map[uint64]map[string][]byte
-	where    map[string]uint64            // the slice of each key in outcomes: one read finds it
+	bySlice  map[uint64][]string
 	kv       map[string]map[string][]byte // state and meta
 	outboxes map[uint64][]byte
 	order    []uint64 // outbox sequences in ascending order, may hold deleted ones
@@ -26,8 +40,7 @@ type memBackend struct {
 
 func newMemBackend() *memBackend {
 	return &memBackend{
-		outcomes: make(map[uint64]map[string][]byte),
-		where:    make(map[string]uint64),
+		bySlice:  make(map[uint64][]string),
 		kv:       make(map[string]map[string][]byte),
 		outboxes: make(map[uint64][]byte),
 	}
@@ -43,31 +56,54 @@ func (m *memBackend) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.outcomes, m.where, m.kv, m.outboxes, m.order = nil, nil, nil, nil, nil
+	m.bySlice, m.kv, m.outboxes, m.order = nil, nil, nil, nil
+	for i := range m.parts {
+		pt := &m.parts[i]
+		pt.mu.Lock()
+		pt.idx, pt.more = nil, nil
+		pt.mu.Unlock()
+	}
 	return nil
 }
 
 func (m *memBackend) findOutcome(cur, mask uint64, key []byte, fn func(slice uint64, v []byte) error) (bool, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	slice, ok := m.where[string(key)]
-	if !ok || slice > cur || cur-slice > 63 || mask&(1<<(cur-slice)) == 0 {
+	e, ok := m.entry(key)
+	if !ok || e.slice > cur || cur-e.slice > 63 || mask&(1<<(cur-e.slice)) == 0 {
 		return false, nil
 	}
-	return true, fn(slice, m.outcomes[slice][string(key)])
+	return true, fn(e.slice, e.v)
+}
+
+// lookup returns the stored outcome of key if its slice is in mask,
+// relative to cur. The value is never changed once stored.
+// h is the key's xxhash.
+func (m *memBackend) lookup(key []byte, h, cur, mask uint64) ([]byte, bool) {
+	pt := m.partOf(h)
+	pt.mu.RLock()
+	e, ok := pt.get(string(key), h)
+	pt.mu.RUnlock()
+	if !ok || e.slice > cur || cur-e.slice > 63 || mask&(1<<(cur-e.slice)) == 0 {
+		return nil, false
+	}
+	return e.v, true
+}
+
+// memEntry is a stored outcome, its key and its slice.
+type memEntry struct {
+	slice uint64
+	key   string
+	v     []byte
 }
 
 // locate returns the mask bit (relative to cur) of the slice holding key's
 // outcome, or 0. Commit uses it, under its own lock, to read only that
 // slice.
 func (m *memBackend) locate(key []byte, cur uint64) uint64 {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	slice, ok := m.where[string(key)]
-	if !ok || slice > cur || cur-slice > 63 {
+	e, ok := m.entry(key)
+	if !ok || e.slice > cur || cur-e.slice > 63 {
 		return 0
 	}
-	return 1 << (cur - slice)
+	return 1 << (cur - e.slice)
 }
 
 func (m *memBackend) get(b string, key []byte) ([]byte, bool, error) {
@@ -135,17 +171,144 @@ func (m *memBackend) deleteOutbox(seqs []uint64) error {
 func (m *memBackend) scan(low uint64, fn func(slice uint64, key []byte) error) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, slice := range slices.Sorted(maps.Keys(m.outcomes)) {
+	for _, slice := range slices.Sorted(maps.Keys(m.bySlice)) {
 		if slice < low {
 			continue
 		}
-		for k := range m.outcomes[slice] {
+		for _, k := range m.bySlice[slice] {
+			if e, ok := m.entry([]byte(k)); !ok || e.slice != slice {
+				continue
+			}
 			if err := fn(slice, []byte(k)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// memHash is the hash of outcome keys: xxhash, as the commit path computes
+// it. A variable so that tests can force collisions.
+var memHash = xxhash.Sum64String
+
+// memParts is the number of outcome partitions; a power of two.
+const memParts = 64
+
+// memPart is one partition of the outcomes. Writers (holding m.wmu) change
+// it under mu; they may read it without mu, since nobody else writes.
+//
+// Outcomes are found by the 64-bit hash of their key, a map key far
+// cheaper to hash and compare than the key itself, and checked against the
+// full key they keep. An outcome whose hash is taken by another key waits
+// in more, by full key: so the index stays exact.
+type memPart struct {
+	mu   sync.RWMutex
+	idx  map[uint64]memEntry
+	more map[string]memEntry // outcomes whose hash slot in idx holds another key
+	_    [64]byte            // keep neighbouring partitions' locks off one cache line
+}
+
+func (m *memBackend) partOf(h uint64) *memPart { return &m.parts[h&(memParts-1)] }
+
+// entry returns key's stored outcome, taking its partition's read lock.
+func (m *memBackend) entry(key []byte) (memEntry, bool) {
+	h := xxhash.Sum64(key)
+	pt := m.partOf(h)
+	pt.mu.RLock()
+	e, ok := pt.get(string(key), h)
+	pt.mu.RUnlock()
+	return e, ok
+}
+
+// peek returns key's stored outcome without a lock: only a writer, holding
+// m.wmu, may call it.
+func (m *memBackend) peek(key string) (memEntry, bool) {
+	h := xxhash.Sum64String(key)
+	return m.partOf(h).get(key, h)
+}
+
+// get returns the outcome of key, of hash h. pt.mu or m.wmu must be held.
+func (pt *memPart) get(key string, h uint64) (memEntry, bool) {
+	e, ok := pt.idx[h]
+	if ok && e.key == key {
+		return e, true
+	}
+	if len(pt.more) == 0 {
+		return memEntry{}, false
+	}
+	e, ok = pt.more[key]
+	return e, ok
+}
+
+// set stores e (whose key hashes to h). pt.mu must be held for writing.
+func (pt *memPart) set(h uint64, e memEntry) {
+	if pt.idx == nil {
+		pt.idx = make(map[uint64]memEntry)
+	}
+	if old, ok := pt.idx[h]; ok && old.key != e.key {
+		if pt.more == nil {
+			pt.more = make(map[string]memEntry)
+		}
+		pt.more[e.key] = e
+		return
+	}
+	pt.idx[h] = e
+}
+
+// del deletes the outcome of key, of hash h. pt.mu must be held for
+// writing.
+func (pt *memPart) del(key string, h uint64) {
+	if old, ok := pt.idx[h]; ok && old.key == key {
+		delete(pt.idx, h)
+		// Move an outcome waiting for this hash slot into it.
+		for k, e := range pt.more {
+			if memHash(k) == h {
+				pt.idx[h] = e
+				delete(pt.more, k)
+				break
+			}
+		}
+		return
+	}
+	delete(pt.more, key)
+}
+
+// store sets or, when e.v is nil, deletes key's outcome and returns what
+// was there. The caller holds m.wmu.
+func (m *memBackend) store(key string, e memEntry) (memEntry, bool) {
+	h := xxhash.Sum64String(key)
+	pt := m.partOf(h)
+	pt.mu.Lock()
+	old, had := pt.get(key, h)
+	if e.v == nil {
+		if had {
+			pt.del(key, h)
+		}
+	} else {
+		e.key = key
+		pt.set(h, e)
+	}
+	pt.mu.Unlock()
+	return old, had
+}
+
+// setOutcome stores v as key's outcome in slice. The caller holds m.wmu
+// and m.mu for writing.
+func (m *memBackend) setOutcome(key string, slice uint64, v []byte) {
+	if old, ok := m.store(key, memEntry{slice: slice, v: v}); !ok || old.slice != slice {
+		m.bySlice[slice] = append(m.bySlice[slice], key)
+	}
+}
+
+// dropSlice forgets every outcome stored in slice. The caller holds m.wmu
+// and m.mu for writing.
+func (m *memBackend) dropSlice(slice uint64) {
+	for _, k := range m.bySlice[slice] {
+		if e, ok := m.peek(k); ok && e.slice == slice {
+			m.store(k, memEntry{})
+		}
+	}
+	delete(m.bySlice, slice)
 }
 
 func (m *memBackend) update(fn func(tx writeTx) error) error {
@@ -163,31 +326,14 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for slice := range tx.dropped {
-		for k := range m.outcomes[slice] {
-			if m.where[k] == slice {
-				delete(m.where, k)
-			}
-		}
-		delete(m.outcomes, slice)
+		m.dropSlice(slice)
 	}
-	for slice, keys := range tx.deletes {
-		for k := range keys {
-			delete(m.outcomes[slice], k)
-			if w, ok := m.where[k]; ok && w == slice {
-				delete(m.where, k)
-			}
+	for k, e := range tx.puts {
+		if e.v == nil {
+			m.store(k, memEntry{})
+			continue
 		}
-	}
-	for slice, kvs := range tx.outcomes {
-		b := m.outcomes[slice]
-		if b == nil {
-			b = make(map[string][]byte, len(kvs))
-			m.outcomes[slice] = b
-		}
-		for k, v := range kvs {
-			b[k] = v
-			m.where[k] = slice
-		}
+		m.setOutcome(k, e.slice, e.v)
 	}
 	for name, kvs := range tx.kv {
 		b := m.kv[name]
@@ -218,12 +364,22 @@ func (m *memBackend) check() error {
 		var b map[string][]byte
 		switch bucket {
 		case outcomePrefix:
-			for _, b := range m.outcomes {
-				for k, v := range b {
-					if err := fn([]byte(k), v); err != nil {
+			for i := range m.parts {
+				pt := &m.parts[i]
+				pt.mu.RLock()
+				for _, e := range pt.idx {
+					if err := fn([]byte(e.key), e.v); err != nil {
+						pt.mu.RUnlock()
 						return err
 					}
 				}
+				for _, e := range pt.more {
+					if err := fn([]byte(e.key), e.v); err != nil {
+						pt.mu.RUnlock()
+						return err
+					}
+				}
+				pt.mu.RUnlock()
 			}
 			return nil
 		case bucketOutbox:
@@ -249,13 +405,12 @@ func (m *memBackend) check() error {
 
 // memTx buffers a transaction's writes; reads see them first.
 type memTx struct {
-	m        *memBackend
-	outcomes map[uint64]map[string][]byte
-	deletes  map[uint64]map[string]bool // outcomes deleted from the backend's buckets
-	dropped  map[uint64]bool
-	kv       map[string]map[string]*[]byte // nil value: deleted
-	outbox   []memOutbox
-	seq      uint64
+	m       *memBackend
+	puts    map[string]memEntry // outcomes written (v nil: deleted)
+	dropped map[uint64]bool
+	kv      map[string]map[string]*[]byte // nil value: deleted
+	outbox  []memOutbox
+	seq     uint64
 }
 
 type memOutbox struct {
@@ -263,52 +418,57 @@ type memOutbox struct {
 	v   []byte
 }
 
+// view returns key's outcome as the transaction sees it.
+func (t *memTx) view(key string) (memEntry, bool) {
+	if e, ok := t.puts[key]; ok {
+		return e, e.v != nil
+	}
+	e, ok := t.m.peek(key)
+	if !ok || t.dropped[e.slice] {
+		return memEntry{}, false
+	}
+	return e, true
+}
+
 func (t *memTx) outcome(slice uint64, key []byte) []byte {
-	if v, ok := t.outcomes[slice][string(key)]; ok {
-		return v
+	if e, ok := t.view(string(key)); ok && e.slice == slice {
+		return e.v
 	}
-	if t.dropped[slice] || t.deletes[slice][string(key)] {
-		return nil
-	}
-	return t.m.outcomes[slice][string(key)]
+	return nil
 }
 
 func (t *memTx) putOutcome(slice uint64, key, v []byte) error {
-	if t.outcomes == nil {
-		t.outcomes = make(map[uint64]map[string][]byte)
+	if t.puts == nil {
+		t.puts = make(map[string]memEntry)
 	}
-	b := t.outcomes[slice]
-	if b == nil {
-		b = make(map[string][]byte)
-		t.outcomes[slice] = b
+	c := slices.Clone(v)
+	if c == nil {
+		c = []byte{}
 	}
-	b[string(key)] = slices.Clone(v)
-	delete(t.deletes[slice], string(key))
+	t.puts[string(key)] = memEntry{slice: slice, v: c}
 	return nil
 }
 
 func (t *memTx) deleteOutcome(slice uint64, key []byte) error {
-	if t.deletes == nil {
-		t.deletes = make(map[uint64]map[string]bool)
+	if e, ok := t.view(string(key)); ok && e.slice == slice {
+		if t.puts == nil {
+			t.puts = make(map[string]memEntry)
+		}
+		t.puts[string(key)] = memEntry{}
 	}
-	if t.deletes[slice] == nil {
-		t.deletes[slice] = make(map[string]bool)
-	}
-	t.deletes[slice][string(key)] = true
-	delete(t.outcomes[slice], string(key))
 	return nil
 }
 
 func (t *memTx) slices() ([]uint64, error) {
 	var out []uint64
-	for slice := range t.m.outcomes {
+	for slice := range t.m.bySlice {
 		if !t.dropped[slice] {
 			out = append(out, slice)
 		}
 	}
-	for slice := range t.outcomes {
-		if _, ok := t.m.outcomes[slice]; !ok || t.dropped[slice] {
-			out = append(out, slice)
+	for _, e := range t.puts {
+		if e.v != nil {
+			out = append(out, e.slice)
 		}
 	}
 	slices.Sort(out)
@@ -320,22 +480,28 @@ func (t *memTx) deleteSlice(slice uint64) error {
 		t.dropped = make(map[uint64]bool)
 	}
 	t.dropped[slice] = true
-	delete(t.outcomes, slice)
+	for k, e := range t.puts {
+		if e.slice == slice {
+			delete(t.puts, k)
+		}
+	}
 	return nil
 }
 
 func (t *memTx) forEachOutcome(slice uint64, fn func(k, v []byte) error) error {
-	for _, k := range slices.Sorted(maps.Keys(t.m.outcomes[slice])) {
-		if _, ok := t.outcomes[slice][k]; ok || t.dropped[slice] || t.deletes[slice][k] {
-			continue
-		}
-		if err := fn([]byte(k), t.m.outcomes[slice][k]); err != nil {
-			return err
+	keys := slices.Clone(t.m.bySlice[slice])
+	for k, e := range t.puts {
+		if e.slice == slice {
+			keys = append(keys, k)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(t.outcomes[slice])) {
-		if err := fn([]byte(k), t.outcomes[slice][k]); err != nil {
-			return err
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for _, k := range keys {
+		if e, ok := t.view(k); ok && e.slice == slice {
+			if err := fn([]byte(k), e.v); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -387,4 +553,130 @@ func (t *memTx) kvBucket(b string) map[string]*[]byte {
 func (t *memTx) nextOutboxSeq() (uint64, error) {
 	t.seq++
 	return t.seq, nil
+}
+
+// plainBatch reports whether b holds only outcomes: no effects, dead
+// letters, redrives, releases or checkpoints. Such a batch is what a
+// pass-through or dedup-only pipeline commits, and the memory backend
+// commits it without a buffering transaction.
+func plainBatch(b *onceflow.CommitBatch) bool {
+	if len(b.Checkpoints) > 0 {
+		return false
+	}
+	for i := range b.Records {
+		r := &b.Records[i]
+		if len(r.Writes) > 0 || len(r.Outbox) > 0 || r.DeadLetter != nil || r.Redrive || r.Release {
+			return false
+		}
+	}
+	return true
+}
+
+// memUndo is what commitPlain overwrote, to restore on failure.
+type memUndo struct {
+	key string
+	old memEntry
+	had bool
+}
+
+// commitPlain commits a plain batch (see plainBatch) in one pass: per
+// record one map read and, for a new identity, one map write, each under
+// its partition's lock only, so that lookups go on during the commit. It
+// fills sc.dup and sc.stored as putRecords does. The keys of the batch
+// share one string and the values one buffer, so a batch costs a few
+// allocations however many records it has.
+//
+// A stored record that cannot be decoded (which only a bug can cause: the
+// memory backend encodes every record itself) fails the commit, and every
+// write is undone.
+func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur, live, commits uint64) error {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	if m.closed {
+		return errors.New("memory store closed")
+	}
+	keys := string(sc.keyBuf)
+	size := 0
+	for i := range b.Records {
+		size += recordSize(&b.Records[i])
+	}
+	vals := make([]byte, 0, size)
+	sc.undo = sc.undo[:0]
+	// Visit the records partition by partition (in batch order within
+	// each, so that the first of equal identities is stored), taking each
+	// partition's lock once.
+	n := len(b.Records)
+	sc.offs = slices.Grow(sc.offs[:0], n+1)[:n+1]
+	for i := range n {
+		sc.offs[i+1] = sc.offs[i] + len(sc.keys[i])
+	}
+	var counts [memParts + 1]int
+	for i := range n {
+		counts[sc.hashes[i]&(memParts-1)+1]++
+	}
+	for k := 1; k <= memParts; k++ {
+		counts[k] += counts[k-1]
+	}
+	sc.order = slices.Grow(sc.order[:0], n)[:n]
+	next := counts
+	for i := range n {
+		k := sc.hashes[i] & (memParts - 1)
+		sc.order[next[k]] = i
+		next[k]++
+	}
+	for k := range memParts {
+		if counts[k] == counts[k+1] {
+			continue
+		}
+		pt := &m.parts[k]
+		pt.mu.Lock()
+		for _, i := range sc.order[counts[k]:counts[k+1]] {
+			key := keys[sc.offs[i]:sc.offs[i+1]]
+			e, ok := pt.get(key, sc.hashes[i])
+			if ok && e.slice <= cur && cur-e.slice <= 63 && live&(1<<(cur-e.slice)) != 0 {
+				rec, err := decodeRecord(e.v)
+				if err != nil {
+					pt.mu.Unlock()
+					m.undo(sc.undo)
+					return fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err)
+				}
+				sc.dup[i] = true
+				sc.stored[i] = rec.outcome(true)
+				continue
+			}
+			rec := recordOf(&b.Records[i])
+			start := len(vals)
+			vals = appendRecord(vals, &rec)
+			pt.set(sc.hashes[i], memEntry{slice: cur, key: key, v: vals[start:len(vals):len(vals)]})
+			sc.undo = append(sc.undo, memUndo{key: key, old: e, had: ok})
+		}
+		pt.mu.Unlock()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, u := range sc.undo {
+		if !u.had || u.old.slice != cur {
+			m.bySlice[cur] = append(m.bySlice[cur], u.key)
+		}
+	}
+	meta := m.kv[bucketMeta]
+	if meta == nil {
+		meta = make(map[string][]byte)
+		m.kv[bucketMeta] = meta
+	}
+	meta[metaCommits] = binary.BigEndian.AppendUint64(nil, commits)
+	clear(sc.undo)
+	return nil
+}
+
+// undo restores what commitPlain overwrote, newest first.
+func (m *memBackend) undo(log []memUndo) {
+	for i := len(log) - 1; i >= 0; i-- {
+		u := log[i]
+		if u.had {
+			m.store(u.key, u.old)
+		} else {
+			m.store(u.key, memEntry{})
+		}
+	}
 }

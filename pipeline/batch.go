@@ -53,9 +53,9 @@ func (p *Pipeline) SubmitBatch(ctx context.Context, evs []*onceflow.Event) error
 		if len(sc.byShard[k]) == 0 {
 			sc.touched = append(sc.touched, k)
 		}
-		it := item{ev: ev, size: ev.Size()}
+		it := newItem(ev, 0)
 		sc.byShard[k] = append(sc.byShard[k], it)
-		sc.sizes[k] += it.size
+		sc.sizes[k] += it.size()
 	}
 	sortInts(sc.touched)
 	for _, k := range sc.touched {
@@ -94,9 +94,7 @@ func (p *Pipeline) SubmitBatch(ctx context.Context, evs []*onceflow.Event) error
 	}
 	for _, k := range sc.touched {
 		s := p.shards[k]
-		for _, it := range sc.byShard[k] {
-			s.acceptLocked(it)
-		}
+		sc.byShard[k] = s.acceptChunkLocked(sc.byShard[k], sc.sizes[k])
 		wake := s.wakeAfterAcceptLocked()
 		s.mu.Unlock()
 		if wake {

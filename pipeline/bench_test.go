@@ -115,7 +115,8 @@ func benchmarkOrder(b *testing.B) {
 }
 
 func runPipeline(b *testing.B, evs []*onceflow.Event, shards, batch int) {
-	p, err := pipeline.New(nop, pipeline.WithShards(shards), pipeline.WithBatchSize(batch))
+	p, err := pipeline.New(nop, pipeline.WithShards(shards), pipeline.WithBatchSize(batch),
+		pipeline.WithQueueLimits(shards*baselineQueue, 64<<20))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,7 +138,8 @@ func runPipeline(b *testing.B, evs []*onceflow.Event, shards, batch int) {
 
 // runPipelineBatch submits through SubmitBatch, 64 events per call.
 func runPipelineBatch(b *testing.B, evs []*onceflow.Event, shards, batch int) {
-	p, err := pipeline.New(nop, pipeline.WithShards(shards), pipeline.WithBatchSize(batch))
+	p, err := pipeline.New(nop, pipeline.WithShards(shards), pipeline.WithBatchSize(batch),
+		pipeline.WithQueueLimits(shards*baselineQueue, 64<<20))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -215,3 +217,8 @@ func runBaseline(b *testing.B, evs []*onceflow.Event, shards, batch int) {
 	}
 	wg.Wait()
 }
+
+// baselineQueue is the most events per shard the baseline holds between
+// producer and worker (16 queued batches of 64); the pipeline benchmarks
+// get the same bound.
+const baselineQueue = 16 * 64

@@ -50,7 +50,7 @@ type outBatch struct {
 }
 
 func (ob *outBatch) add(e entry) {
-	ob.bytes += e.it.size
+	ob.bytes += e.it.size()
 	if ob.direct {
 		// Without a store nothing waits for a commit: acknowledge now,
 		// in handling order, and count it for the batch's release.

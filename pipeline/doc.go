@@ -24,13 +24,15 @@
 //
 // # Architecture and goroutines
 //
-//	Submit ──► shard intake (ring, bounded) ──► shard worker ──► committer ──► Ack
-//	           one per shard, under its mutex     one per shard    one (with a store)
+//	Submit ──► shard intake (chunks, bounded) ──► shard worker ──► committer ──► Ack
+//	           one per shard, under its mutex       one per shard    one (with a store)
 //
 // Run starts one worker goroutine per shard and, with a store, one
 // committer goroutine; it waits for all of them before it returns, on every
-// path. Events move between goroutines in batches: a worker takes up to
-// WithBatchSize events from its intake under one lock, and sends one
+// path. Events move between goroutines in batches: SubmitBatch moves each
+// shard's share of its events into the intake as one chunk under one lock;
+// a worker takes up to WithBatchSize events, as whole chunks, under one
+// lock, and sends one
 // handled batch to the committer over a channel. The committer groups
 // batches from all shards into one store transaction (WithGroupCommit),
 // then acknowledges them, releases their queue budget, and hands each batch
@@ -53,12 +55,15 @@
 // the shard count) covering every event from acceptance to its Ack. Submit
 // blocks while the event's shard is full, TrySubmit returns
 // ErrBackpressure, SubmitBatch blocks until all its events fit. Because the
-// budget spans the whole path, no intake ring, channel or map grows with the
-// number of events submitted: the intake ring holds at most a shard's
-// budget, the committer channel at most two groups' worth of batches plus
+// budget spans the whole path, no intake queue, channel or map grows with
+// the number of events submitted: the intake holds at most a shard's
+// budget (in chunks that each hold at least one event, and at most 64 kept
+// for reuse), the committer channel at most two groups' worth of batches plus
 // one per shard, and the pending-claim map, the state overlay, the parked
 // retries and the early events waiting for their sequence at most the
 // events in flight.
+// Stats counters of handled events and duplicates are added once per batch
+// a worker hands on, so a snapshot may lag an Ack by up to a batch.
 // The Ack callback runs on the committer (or, without a store, on the
 // worker): a slow callback slows the pipeline and, through the budget,
 // blocks Submit. It must not call Submit, SubmitBatch or Do, which could

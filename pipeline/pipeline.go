@@ -60,10 +60,16 @@ type Pipeline struct {
 	mu      sync.Mutex // guards started
 	started bool
 
+	// waiters are the Do and Redrive callers waiting for an
+	// acknowledgement, by event; see addWaiter.
+	waitMu  sync.Mutex
+	waiters map[*onceflow.Event][]chan Ack
+
 	finished  chan struct{} // closed when Run has joined everything
 	runCancel atomic.Pointer[context.CancelCauseFunc]
 	finish    sync.Once
 	fatal     atomic.Pointer[error]
+	stopping  atomic.Bool // Run's context is done
 
 	outboxWake      chan struct{} // capacity 1: a commit wrote outbox messages
 	outboxDelivered atomic.Uint64
@@ -121,6 +127,7 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		finished:   make(chan struct{}),
 		hashSeed:   maphash.MakeSeed(),
 		seqNexts:   make(map[string]seqNextAt),
+		waiters:    make(map[*onceflow.Event][]chan Ack),
 		outboxWake: make(chan struct{}, 1),
 	}
 	p.obPool.New = func() any { return new(outBatch) }
@@ -162,7 +169,9 @@ func (p *Pipeline) TrySubmit(ev *onceflow.Event) error {
 // Do submits ev and waits for its acknowledgement, returning the final
 // outcome or the reason the event is not done. If ctx ends after ev was
 // accepted, Do returns ctx's error but ev is still processed and
-// acknowledged through WithAck.
+// acknowledged through WithAck. Concurrent Do calls with the same *Event
+// each get one acknowledgement of that event; when one of them is a
+// duplicate, which call gets the duplicate's answer is unspecified.
 func (p *Pipeline) Do(ctx context.Context, ev *onceflow.Event) (onceflow.Outcome, error) {
 	w := make(chan Ack, 1)
 	if err := p.submit(ctx, ev, w, true); err != nil {
@@ -187,7 +196,7 @@ func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, b
 		return fmt.Errorf("%w: sequence ordering needs a positive sequence", ErrInvalidEvent)
 	}
 	s := p.shards[shardOf(ev, len(p.shards))]
-	return s.submit(ctx, item{ev: ev, size: ev.Size(), w: w}, block)
+	return s.submit(ctx, newItem(ev, 0), w, block)
 }
 
 func shardOf(ev *onceflow.Event, n int) int { return stage.Shard(ev.Key(), n) }
@@ -220,6 +229,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	p.runCancel.Store(&cancel)
+	// stopping lets the workers' direct path poll for cancellation with
+	// an atomic load per event instead of ctx.Err.
+	stopWatch := context.AfterFunc(rctx, func() { p.stopping.Store(true) })
+	defer stopWatch()
 
 	var workers sync.WaitGroup
 	for _, s := range p.shards {
@@ -281,7 +294,7 @@ func (p *Pipeline) fail(err error) {
 
 // deliver hands one acknowledgement to the callback and to Do's waiter.
 func (p *Pipeline) deliver(it *item, out onceflow.Outcome, err error) {
-	if p.cfg.ack == nil && it.w == nil {
+	if p.cfg.ack == nil && !it.hasWaiter() {
 		return // nobody to tell
 	}
 	p.deliverAck(it, Ack{Event: it.ev, Outcome: out, Err: err})
@@ -289,10 +302,10 @@ func (p *Pipeline) deliver(it *item, out onceflow.Outcome, err error) {
 
 // deliverEntry acknowledges a handled entry, with its dead letter if any.
 func (p *Pipeline) deliverEntry(e *entry, out onceflow.Outcome, err error) {
-	if p.cfg.ack == nil && e.it.w == nil {
+	if p.cfg.ack == nil && !e.it.hasWaiter() {
 		return // nobody to tell
 	}
-	a := Ack{Event: e.it.ev, Outcome: out, Err: err, Released: e.it.released}
+	a := Ack{Event: e.it.ev, Outcome: out, Err: err, Released: e.it.released()}
 	if err == nil {
 		a.DeadLetter = e.dl
 	}
@@ -303,7 +316,35 @@ func (p *Pipeline) deliverAck(it *item, a Ack) {
 	if p.cfg.ack != nil {
 		p.cfg.ack(a)
 	}
-	if it.w != nil {
-		it.w <- a // capacity 1, one send: never blocks
+	if it.hasWaiter() {
+		p.takeWaiter(it.ev) <- a // capacity 1, one send: never blocks
 	}
+}
+
+// addWaiter registers w as the waiter for the next acknowledgement of ev
+// with a waiter flag; shard.submit calls it under the shard's lock, as it
+// accepts the event. Waiters of the same event pointer are answered in the
+// order they were added, which is the order their events were accepted:
+// equal pointers share a key and a shard, whose events are acknowledged in
+// order.
+func (p *Pipeline) addWaiter(ev *onceflow.Event, w chan Ack) {
+	p.waitMu.Lock()
+	p.waiters[ev] = append(p.waiters[ev], w)
+	p.waitMu.Unlock()
+}
+
+// takeWaiter removes and returns the oldest waiter of ev. Every item
+// flagged itemWaiter has one, added as it was accepted.
+func (p *Pipeline) takeWaiter(ev *onceflow.Event) chan Ack {
+	p.waitMu.Lock()
+	defer p.waitMu.Unlock()
+	ws := p.waiters[ev]
+	w := ws[0]
+	if len(ws) == 1 {
+		delete(p.waiters, ev)
+	} else {
+		ws[0] = nil
+		p.waiters[ev] = ws[1:]
+	}
+	return w
 }

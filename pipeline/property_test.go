@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -20,18 +19,7 @@ import (
 // that a printed seed reproduces a failure.
 func parameters(t *testing.T, runs int) *gopter.TestParameters {
 	t.Helper()
-	p := gopter.DefaultTestParameters()
-	if s := os.Getenv("GOPTER_SEED"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			t.Fatalf("GOPTER_SEED=%q: %v", s, err)
-		}
-		p = gopter.DefaultTestParametersWithSeed(n)
-	}
-	p.MinSuccessfulTests = runs
-	p.MaxSize = 600
-	t.Logf("gopter seed %d (reproduce with GOPTER_SEED=%d go test -run '^%s$' ./pipeline)", p.Seed(), p.Seed(), t.Name())
-	return p
+	return pipeline.GopterParameters(t, runs, 600)
 }
 
 func runProperties(t *testing.T, params *gopter.TestParameters, ps *gopter.Properties) {

@@ -53,7 +53,7 @@ func (p *Pipeline) Redrive(ctx context.Context, id onceflow.Identity) (onceflow.
 	}
 	w := make(chan Ack, 1)
 	s := p.shards[shardOf(ev, len(p.shards))]
-	if err := s.submit(ctx, item{ev: ev, size: ev.Size(), w: w, redrive: true}, true); err != nil {
+	if err := s.submit(ctx, newItem(ev, itemRedrive), w, true); err != nil {
 		return onceflow.Outcome{}, err
 	}
 	select {

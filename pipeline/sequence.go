@@ -345,8 +345,8 @@ func (s *shard) releaseHeld(ctx context.Context, ss *seqState, ob *outBatch, now
 		ss.next++
 		pi.seqNext = ss.next
 		pi.attempts, pi.lastErr = 0, nil
-		if pi.released {
-			s.reacquire(pi.size)
+		if pi.released() {
+			s.reacquire(pi.size())
 		} else {
 			s.heldMem--
 		}
@@ -370,7 +370,7 @@ func (s *shard) releaseHeld(ctx context.Context, ss *seqState, ob *outBatch, now
 func (s *shard) persistHeld(ob *outBatch, now time.Time) {
 	for _, ss := range s.seqs {
 		for seq, pi := range ss.held {
-			if pi.released {
+			if pi.released() {
 				continue // already durable
 			}
 			val := binary.BigEndian.AppendUint64(nil, uint64(pi.first.UnixNano()))
@@ -380,7 +380,7 @@ func (s *shard) persistHeld(ob *outBatch, now time.Time) {
 			rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, seq), Value: val}}}
 			ob.addCommit(entry{it: pi.item, outcome: out}, rec)
 			s.claim(id, ob, out)
-			pi.item.w, pi.item.released = nil, true
+			pi.item.flags = pi.item.flags&^itemWaiter | itemReleased
 			ss.held[seq] = pi
 		}
 	}
@@ -392,11 +392,11 @@ func (s *shard) abandonHeld(cause error) {
 	n, bytes := 0, 0
 	for _, ss := range s.seqs {
 		for seq, pi := range ss.held {
-			if pi.released {
+			if pi.released() {
 				continue
 			}
 			n++
-			bytes += pi.size
+			bytes += pi.size()
 			s.p.deliver(&pi.item, onceflow.Outcome{}, cause)
 			delete(ss.held, seq)
 			s.heldTotal--
@@ -459,8 +459,8 @@ func (s *shard) closeGap(ctx context.Context, ss *seqState, ob *outBatch, now ti
 			delete(ss.held, q)
 			s.heldTotal--
 			pi.seqNext = q + 1
-			if pi.released {
-				s.reacquire(pi.size)
+			if pi.released() {
+				s.reacquire(pi.size())
 			} else {
 				s.heldMem--
 			}
@@ -507,7 +507,7 @@ func (s *shard) loadHeld() error {
 			ss.held = make(map[uint64]pitem)
 		}
 		first := time.Unix(0, int64(binary.BigEndian.Uint64(v[:8])))
-		ss.held[seq] = pitem{item: item{ev: ev, size: ev.Size(), released: true}, first: first}
+		ss.held[seq] = pitem{item: newItem(ev, itemReleased), first: first}
 		s.heldTotal++
 		if ss.gapIndex < 0 && s.p.cfg.seq.Policy != GapWait {
 			ss.gapDue = now.Add(s.p.cfg.seq.GapTimeout)

@@ -12,21 +12,41 @@ import (
 	onceflow "github.com/onceflow/onceflow"
 )
 
-// item is one accepted event waiting in a shard's intake.
+// item is one accepted event waiting in a shard's intake. It is 16 bytes,
+// because every item crosses from the submitter's core to the worker's: a
+// Do or Redrive caller's waiter lives in the pipeline's waiter table
+// instead, flagged by itemWaiter.
 type item struct {
-	ev       *onceflow.Event
-	size     int
-	w        chan Ack // Do's waiter; nil for Submit
-	redrive  bool     // a dead letter being redriven
-	released bool     // a held event released for handling (acknowledged before as held)
+	ev    *onceflow.Event
+	sz    int32 // ev.Size() at acceptance, for the byte budget
+	flags uint8
 }
+
+// item flags.
+const (
+	itemRedrive  uint8 = 1 << iota // a dead letter being redriven
+	itemReleased                   // a held event released for handling (acknowledged before as held)
+	itemWaiter                     // a Do or Redrive caller waits in p.waiters
+)
+
+// maxItemSize caps an event's size as the budget counts it.
+const maxItemSize = 1<<31 - 1
+
+func newItem(ev *onceflow.Event, flags uint8) item {
+	return item{ev: ev, sz: int32(min(ev.Size(), maxItemSize)), flags: flags}
+}
+
+func (it *item) size() int       { return int(it.sz) }
+func (it *item) redrive() bool   { return it.flags&itemRedrive != 0 }
+func (it *item) released() bool  { return it.flags&itemReleased != 0 }
+func (it *item) hasWaiter() bool { return it.flags&itemWaiter != 0 }
 
 // shard is one key-sharded worker and its intake.
 //
-// The intake is a ring guarded by mu, filled by Submit and emptied by the
-// worker up to the batch size at a time: one lock per event for the
-// submitter, one per batch for the worker, and no channel operation per
-// event. Its length is bounded by maxEvents because every queued event also
+// The intake is a queue of chunks guarded by mu, filled by Submit (one
+// lock per event) or SubmitBatch (one lock per shard and call, the shard's
+// share moved as one chunk) and emptied by the worker a batch of chunks at
+// a time: one lock per batch, and no channel operation per event. Its length is bounded by maxEvents because every queued event also
 // counts as in flight until acknowledged; so the intake, and everything
 // downstream of it, never grows with the number of events submitted.
 type shard struct {
@@ -34,7 +54,7 @@ type shard struct {
 	idx int
 
 	mu         sync.Mutex
-	items      ring // events waiting for the worker
+	items      chunkQueue // events waiting for the worker
 	queuedSize int
 	notices    []*outBatch // committed batches whose claims the worker must release
 	closed     bool        // intake closed: Submit refuses
@@ -52,6 +72,11 @@ type shard struct {
 	linger      *time.Timer
 	lingerArmed bool
 
+	// The counters below are written by the worker and the committer, the
+	// fields above by submitters under mu: keep them on separate cache
+	// lines, or every counter update contends with Submit.
+	_ [128]byte
+
 	handled      atomic.Uint64
 	failed       atomic.Uint64
 	duplicates   atomic.Uint64
@@ -64,23 +89,26 @@ type shard struct {
 	released     atomic.Uint64
 	gapReports   atomic.Uint64
 	gapSkipped   atomic.Uint64
+	_            [128]byte
 
 	// Owned by the worker goroutine.
-	batch       []item
-	spare       []*outBatch
-	fx          onceflow.Effects
-	pending     map[uint64]claim        // by identity hash: handled, not yet committed
-	overlay     map[string]overlayEntry // state written by pending events
-	stateReader shardState
-	parked      map[string]*keyQueue // keys waiting for a retry
-	parkedCount int                  // events in parked
-	due         retryHeap
-	retryTimer  *time.Timer // next retry or gap timeout
-	rnd         *rand.Rand
-	seqs        map[string]*seqState // sequence ordering, per key
-	gaps        gapHeap
-	heldTotal   int // events held for sequence ordering
-	heldMem     int // of which held in memory, accepted and not yet acknowledged
+	nHandled, nDup uint64   // counted this round; added to handled and duplicates by finish
+	taken          [][]item // chunks taken from items for this round
+	done           [][]item // chunks handled, cleared, to recycle at the next round
+	spare          []*outBatch
+	fx             onceflow.Effects
+	pending        map[uint64]claim        // by identity hash: handled, not yet committed
+	overlay        map[string]overlayEntry // state written by pending events
+	stateReader    shardState
+	parked         map[string]*keyQueue // keys waiting for a retry
+	parkedCount    int                  // events in parked
+	due            retryHeap
+	retryTimer     *time.Timer // next retry or gap timeout
+	rnd            *rand.Rand
+	seqs           map[string]*seqState // sequence ordering, per key
+	gaps           gapHeap
+	heldTotal      int // events held for sequence ordering
+	heldMem        int // of which held in memory, accepted and not yet acknowledged
 }
 
 // claim marks an identity handled by this shard and not yet committed: a
@@ -110,6 +138,7 @@ func newShard(p *Pipeline, idx, maxEvents, maxBytes int) *shard {
 		seqs:       make(map[string]*seqState),
 		rnd:        rand.New(rand.NewPCG(p.cfg.seed, uint64(idx))),
 	}
+	s.items.chunkCap = max(p.cfg.batch, 64)
 	s.linger.Stop()
 	s.retryTimer.Stop()
 	if p.cfg.store != nil {
@@ -120,14 +149,18 @@ func newShard(p *Pipeline, idx, maxEvents, maxBytes int) *shard {
 	return s
 }
 
-func (s *shard) submit(ctx context.Context, it item, block bool) error {
+// submit accepts it, blocking for room when block is set. w, if not nil,
+// is registered as the waiter of it's acknowledgement at acceptance, under
+// the shard's lock, so that waiters of one event pointer are registered in
+// the order their events are accepted (and so acknowledged).
+func (s *shard) submit(ctx context.Context, it item, w chan Ack, block bool) error {
 	s.mu.Lock()
 	for {
 		if s.closed {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.fitsLocked(1, it.size) {
+		if s.fitsLocked(1, it.size()) {
 			break
 		}
 		if !block {
@@ -145,6 +178,10 @@ func (s *shard) submit(ctx context.Context, it item, block bool) error {
 			return ctx.Err()
 		}
 		s.mu.Lock()
+	}
+	if w != nil {
+		it.flags |= itemWaiter
+		s.p.addWaiter(it.ev, w)
 	}
 	s.acceptLocked(it)
 	wake := s.wakeAfterAcceptLocked()
@@ -165,10 +202,35 @@ func (s *shard) fitsLocked(n, size int) bool {
 // acceptLocked queues it. s.mu must be held and the budget checked.
 func (s *shard) acceptLocked(it item) {
 	s.used++
-	s.usedBytes += it.size
-	s.queuedSize += it.size
+	s.usedBytes += it.size()
+	s.queuedSize += it.size()
 	s.submitted++
 	s.items.push(it)
+}
+
+// acceptChunkLocked queues the items of c, of size bytes in all, and
+// returns an empty slice for the caller's next share. A long share is
+// handed over whole; a short one is copied into the tail chunk, so that
+// small submissions do not leave the worker many small chunks. s.mu must be
+// held and the budget checked.
+func (s *shard) acceptChunkLocked(c []item, size int) []item {
+	n := len(c)
+	s.used += n
+	s.usedBytes += size
+	s.queuedSize += size
+	s.submitted += uint64(n)
+	if n >= s.items.chunkCap/2 {
+		s.items.pushChunk(c)
+		if c = s.items.take(); c == nil {
+			c = make([]item, 0, s.items.chunkCap)
+		}
+		return c
+	}
+	for _, it := range c {
+		s.items.push(it)
+	}
+	clear(c)
+	return c[:0]
 }
 
 // wakeAfterAcceptLocked decides whether a sleeping worker must be signalled
@@ -245,26 +307,34 @@ func (s *shard) abandon(cause error) {
 	s.mu.Lock()
 	s.closed = true
 	s.wakeSpaceLocked()
-	items := s.items.popInto(nil, s.items.len())
+	chunks := s.items.pop(nil, s.items.len())
 	s.queuedSize = 0
 	s.mu.Unlock()
-	bytes := 0
-	for i := range items {
-		bytes += items[i].size
-		s.p.deliver(&items[i], onceflow.Outcome{}, cause)
+	n, bytes := 0, 0
+	for _, c := range chunks {
+		for i := range c {
+			bytes += c[i].size()
+			s.p.deliver(&c[i], onceflow.Outcome{}, cause)
+		}
+		n += len(c)
 	}
-	s.nacked.Add(uint64(len(items)))
-	s.failed.Add(uint64(len(items)))
-	if len(items) > 0 {
-		s.release(len(items), bytes, nil)
+	s.nacked.Add(uint64(n))
+	s.failed.Add(uint64(n))
+	if n > 0 {
+		s.release(n, bytes, nil)
 	}
 }
 
-// next takes the next batch of items into s.batch and the pending notices
-// into s.spare. It returns false when the worker must return: intake is
+// next recycles the chunks of the last round, takes the next batch of items
+// into s.taken and the pending notices into s.spare. It returns false when the worker must return: intake is
 // closed and drained, or ctx is done.
 func (s *shard) next(ctx context.Context) bool {
 	s.mu.Lock()
+	for i, c := range s.done {
+		s.items.recycle(c)
+		s.done[i] = nil
+	}
+	s.done = s.done[:0]
 	for s.items.len() == 0 && len(s.notices) == 0 && !s.timerReady() {
 		if s.closed && len(s.parked) == 0 {
 			s.mu.Unlock()
@@ -287,9 +357,11 @@ func (s *shard) next(ctx context.Context) bool {
 		}
 	}
 	s.spare, s.notices = s.notices, s.spare[:0]
-	s.batch = s.items.popInto(s.batch[:0], s.p.cfg.batch)
-	for i := range s.batch {
-		s.queuedSize -= s.batch[i].size
+	s.taken = s.items.pop(s.taken[:0], s.p.cfg.batch)
+	for _, c := range s.taken {
+		for i := range c {
+			s.queuedSize -= c[i].size()
+		}
 	}
 	s.mu.Unlock()
 	return true

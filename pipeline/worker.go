@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -120,17 +121,60 @@ func (s *shard) work(ctx context.Context) {
 		s.closeGap(ctx, ss, ob, now)
 	}
 	seq := p.cfg.seq != nil
-	for i := range s.batch {
-		if seq && !s.batch[i].redrive {
-			s.sequenced(ctx, pitem{item: s.batch[i]}, ob, now)
-		} else {
-			s.dispatch(ctx, pitem{item: s.batch[i]}, ob, now)
+	direct := p.cfg.canRunDirect()
+	for k, c := range s.taken {
+		for i := 0; i < len(c); i++ {
+			if direct && len(s.parked) == 0 {
+				var res []byte
+				var err error
+				var failed bool
+				if i, res, err, failed = s.runDirect(ctx, c, i, ob, now); i == len(c) {
+					break
+				}
+				if failed {
+					pi := pitem{item: c[i], attempts: 1, first: now}
+					if retry, delay := s.settle(ctx, &pi, onceflow.Identity{}, res, err, ob, now); retry {
+						s.park(&pi, now.Add(delay))
+					}
+					continue
+				}
+			}
+			if seq && !c[i].redrive() {
+				s.sequenced(ctx, pitem{item: c[i]}, ob, now)
+			} else {
+				s.dispatchItem(ctx, &c[i], ob, now)
+			}
 		}
+		clear(c)
+		s.done = append(s.done, c)
+		s.taken[k] = nil
 	}
-	clear(s.batch)
-	s.batch = s.batch[:0]
+	s.taken = s.taken[:0]
 	s.armRetry()
 	s.finish(ctx, ob)
+}
+
+// dispatchItem is dispatch for an item fresh from the intake.
+func (s *shard) dispatchItem(ctx context.Context, it *item, ob *outBatch, now time.Time) {
+	if len(s.parked) > 0 {
+		if kq := s.parked[it.ev.Key()]; kq != nil {
+			kq.items = append(kq.items, pitem{item: *it})
+			s.parkedCount++
+			return
+		}
+	}
+	pi := pitem{item: *it}
+	if retry, delay := s.handle(ctx, &pi, ob, now); retry {
+		s.park(&pi, now.Add(delay))
+	}
+}
+
+// park makes pi the waiting event of its key, due at due.
+func (s *shard) park(pi *pitem, due time.Time) {
+	kq := &keyQueue{key: pi.ev.Key(), items: []pitem{*pi}, due: due}
+	s.parked[kq.key] = kq
+	s.parkedCount++
+	heap.Push(&s.due, kq)
 }
 
 // dispatch hands pi to the handler, or parks it behind an earlier event of
@@ -144,10 +188,7 @@ func (s *shard) dispatch(ctx context.Context, pi pitem, ob *outBatch, now time.T
 		}
 	}
 	if retry, delay := s.handle(ctx, &pi, ob, now); retry {
-		kq := &keyQueue{key: pi.ev.Key(), items: []pitem{pi}, due: now.Add(delay)}
-		s.parked[kq.key] = kq
-		s.parkedCount++
-		heap.Push(&s.due, kq)
+		s.park(&pi, now.Add(delay))
 	}
 }
 
@@ -177,14 +218,17 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		s.failed.Add(1)
 		return false, 0
 	}
-	id := it.ev.Identity()
+	var id onceflow.Identity
+	if p.cfg.store != nil {
+		id = it.ev.Identity()
+	}
 	p.crashPoint(PointBeforeClaim)
 	if p.cfg.store != nil && pi.attempts == 0 && !p.cfg.hooks.SkipDedup {
-		if c, ok := s.claimed(id); ok && !(it.released && c.outcome.Status == onceflow.StatusHeld) {
+		if c, ok := s.claimed(id); ok && !(it.released() && c.outcome.Status == onceflow.StatusHeld) {
 			out := c.outcome
 			out.Duplicate = true
 			ob.add(entry{it: it, kind: kindDup, outcome: out})
-			s.duplicates.Add(1)
+			s.nDup++
 			return false, 0
 		}
 		out, found, err := p.cfg.store.Lookup(id)
@@ -193,11 +237,11 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 			s.failed.Add(1)
 			return false, 0
 		}
-		replace := (it.redrive && out.Status == onceflow.StatusDeadLettered) || (it.released && out.Status == onceflow.StatusHeld)
+		replace := (it.redrive() && out.Status == onceflow.StatusDeadLettered) || (it.released() && out.Status == onceflow.StatusHeld)
 		if found && !replace {
 			out.Duplicate = true
 			ob.add(entry{it: it, kind: kindDup, outcome: out})
-			s.duplicates.Add(1)
+			s.nDup++
 			return false, 0
 		}
 	}
@@ -218,22 +262,31 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 	if cancel != nil {
 		cancel()
 	}
+	return s.settle(ctx, pi, id, res, err, ob, now)
+}
+
+// settle records the result of pi's attempt (res, or err) in ob, unless
+// the event must wait for another attempt: then it returns true and the
+// delay. id is pi's identity when there is a store.
+func (s *shard) settle(ctx context.Context, pi *pitem, id onceflow.Identity, res []byte, err error, ob *outBatch, now time.Time) (bool, time.Duration) {
+	p := s.p
+	it := pi.item
 	if err == nil && p.cfg.store == nil && !s.fx.Empty() {
 		err = retry.Permanent(ErrNoStore)
 	}
 	if err == nil {
 		p.crashPoint(PointAfterHandler)
 		out := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: uint32(pi.attempts), FirstSeen: pi.first, Result: res}
-		s.handled.Add(1)
+		s.nHandled++
 		if ob.direct {
-			ob.bytes += it.size
+			ob.bytes += it.size()
 			ob.delivered++
-			if p.cfg.ack != nil || it.w != nil {
+			if p.cfg.ack != nil || it.hasWaiter() {
 				p.deliverAck(&pi.item, Ack{Event: it.ev, Outcome: out})
 			}
 			return false, 0
 		}
-		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive}
+		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive()}
 		s.addEffects(&rec, ob)
 		s.finished(pi, id, out, rec, ob)
 		return false, 0
@@ -257,8 +310,60 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		s.retries.Add(1)
 		return true, d.Delay
 	}
-	s.deadLetter(pi, id, d.Reason, err, ob, now)
+	s.deadLetter(pi, it.ev.Identity(), d.Reason, err, ob, now)
 	return false, 0
+}
+
+// canRunDirect reports whether the pipeline's configuration lets its
+// workers take the direct path: no store, no sequence ordering, no attempt
+// timeout, no test hooks.
+func (c *config) canRunDirect() bool {
+	return c.store == nil && c.seq == nil && (c.retry == nil || c.retry.AttemptTimeout <= 0) && c.hooks.Crash == nil
+}
+
+// runDirect handles c[i:] on the direct path while every attempt succeeds:
+// what handle does for a first attempt without a store, without its
+// per-event bookkeeping, and with one recover for the whole run instead of
+// one per event. It returns the index reached. When an attempt fails or
+// panics, it returns that event's index with failed set and the attempt's
+// result, for settle to decide. A panic outside the handler (in the
+// acknowledgement callback) is not the handler's and is re-raised.
+func (s *shard) runDirect(ctx context.Context, c []item, from int, ob *outBatch, now time.Time) (i int, res []byte, err error, failed bool) {
+	i = from
+	inHandler := false
+	defer func() {
+		if inHandler {
+			if v := recover(); v != nil {
+				res, err, failed = nil, &retry.PanicError{Value: v, Stack: debug.Stack()}, true
+			}
+		}
+	}()
+	p := s.p
+	h := p.h
+	ack := p.cfg.ack != nil
+	for ; i < len(c); i++ {
+		if p.stopping.Load() {
+			return i, nil, nil, false
+		}
+		it := &c[i]
+		s.fx.Reset(it.ev, nil)
+		inHandler = true
+		res, err = h(ctx, it.ev, &s.fx)
+		inHandler = false
+		if err == nil && len(res) > onceflow.MaxResultBytes {
+			err = fmt.Errorf("stage: result of %d bytes, limit %d: %w", len(res), onceflow.MaxResultBytes, onceflow.ErrResultTooLarge)
+		}
+		if err != nil || !s.fx.Empty() {
+			return i, res, err, true
+		}
+		s.nHandled++
+		ob.bytes += it.size()
+		ob.delivered++
+		if ack || it.hasWaiter() {
+			p.deliverAck(it, Ack{Event: it.ev, Outcome: onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1, FirstSeen: now, Result: res}})
+		}
+	}
+	return i, nil, nil, false
 }
 
 // finished records a final outcome: to commit with a store (claiming the
@@ -268,7 +373,7 @@ func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, 
 		ob.add(entry{it: pi.item, kind: kindFinal, outcome: out, dl: rec.DeadLetter})
 		return
 	}
-	if pi.released {
+	if pi.released() {
 		rec.Release = true
 		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: heldKey(pi.ev.Key(), pi.ev.Sequence), Delete: true})
 	}
@@ -322,7 +427,7 @@ func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err e
 		s.p.cfg.logger.Warn("handler panicked; event dead-lettered", "event", id.String(), "panic", pe.Error())
 	}
 	out := onceflow.Outcome{Status: onceflow.StatusDeadLettered, Attempts: uint32(pi.attempts), FirstSeen: pi.first, ErrorClass: reason}
-	s.finished(pi, id, out, onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive}, ob)
+	s.finished(pi, id, out, onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive()}, ob)
 	s.deadLettered.Add(1)
 }
 
@@ -330,6 +435,14 @@ func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err e
 // every entry and releases the budget at once.
 func (s *shard) finish(ctx context.Context, ob *outBatch) {
 	p := s.p
+	if s.nHandled > 0 {
+		s.handled.Add(s.nHandled)
+		s.nHandled = 0
+	}
+	if s.nDup > 0 {
+		s.duplicates.Add(s.nDup)
+		s.nDup = 0
+	}
 	if ob.direct {
 		if ob.delivered > 0 {
 			s.acked.Add(uint64(ob.delivered - ob.nacked))
@@ -359,7 +472,7 @@ func (s *shard) abandonParked(cause error) {
 	for _, kq := range s.parked {
 		for i := range kq.items {
 			n++
-			bytes += kq.items[i].size
+			bytes += kq.items[i].size()
 			s.p.deliver(&kq.items[i].item, onceflow.Outcome{}, cause)
 		}
 	}
