@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -18,7 +19,7 @@ type commitScratch struct {
 	keyBuf []byte             // the identity keys, back to back
 	keys   [][]byte           // per record: its key in keyBuf
 	hashes []uint64           // per record: xxhash of its key
-	masks  []uint64           // per record: older live slices whose filters may hold it
+	masks  []uint64           // per record: live slices whose filters may hold it (bit j: slice cur-j)
 	order  []int              // records in the order they are written
 	dup    []bool             // per record: already committed (or earlier in the batch)
 	from   []uint64           // per record: the slice of the outcome it replaces, or noSlice
@@ -26,8 +27,10 @@ type commitScratch struct {
 	vals   []byte             // encoded values, back to back
 	aux    []byte             // other keys written: outbox sequences, checkpoint names
 	writes []onceflow.StateWrite
-	undo   []memUndo // the memory backend's plain commit
-	offs   []int     // and its key offsets in keyBuf
+	undo   []memUndo // the memory backend's plain commit: expired outcomes overwritten,
+	ins    []int32   // records inserted,
+	offs   []int     // and the key offsets in keyBuf
+	sorted []sortEntry
 }
 
 // noSlice marks the absence of a slice.
@@ -58,10 +61,12 @@ func (sc *commitScratch) prepare(b *onceflow.CommitBatch, unsorted bool) {
 	}
 	if !unsorted {
 		// Sorted keys dirty adjacent leaves once each; in a big bucket,
-		// random ones cost a leaf each (see doc.go, "Store layout"). The
-		// sort is stable: of equal identities, the first in the batch
-		// is written and the others find it.
-		slices.SortStableFunc(sc.order, func(i, j int) int { return bytes.Compare(sc.keys[i], sc.keys[j]) })
+		// random ones cost a leaf each (see doc.go, "Store layout").
+		// Equal identities keep their batch order (the index breaks the
+		// tie), so that the first in the batch is written and the others
+		// find it; pdqsort with that tie-break is several times faster
+		// than a stable sort.
+		sc.sortByKey()
 	}
 	sc.masks = slices.Grow(sc.masks[:0], n)[:n]
 	sc.dup = slices.Grow(sc.dup[:0], n)[:n]
@@ -74,6 +79,52 @@ func (sc *commitScratch) prepare(b *onceflow.CommitBatch, unsorted bool) {
 	sc.vals = sc.vals[:0]
 	sc.aux = sc.aux[:0]
 	sc.writes = sc.writes[:0]
+}
+
+// sortByKey sorts sc.order by key, equal keys in batch order. Keys of a
+// batch usually share a long prefix (the source), so each record first
+// gets the 8 bytes that follow the batch's common prefix as a number:
+// most comparisons are then one integer comparison, and only equal
+// numbers compare the keys.
+func (sc *commitScratch) sortByKey() {
+	n := len(sc.order)
+	if n < 2 {
+		return
+	}
+	lcp := len(sc.keys[0])
+	for _, k := range sc.keys[1:] {
+		lcp = min(lcp, len(k))
+		for j := range lcp {
+			if k[j] != sc.keys[0][j] {
+				lcp = j
+				break
+			}
+		}
+	}
+	sc.sorted = slices.Grow(sc.sorted[:0], n)[:n]
+	for i, k := range sc.keys {
+		var b [8]byte
+		copy(b[:], k[lcp:])
+		sc.sorted[i] = sortEntry{pre: binary.BigEndian.Uint64(b[:]), i: int32(i)}
+	}
+	slices.SortFunc(sc.sorted, func(x, y sortEntry) int {
+		if c := cmp.Compare(x.pre, y.pre); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(sc.keys[x.i], sc.keys[y.i]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.i, y.i)
+	})
+	for k, e := range sc.sorted {
+		sc.order[k] = int(e.i)
+	}
+}
+
+// sortEntry is a record's place in sortByKey.
+type sortEntry struct {
+	pre uint64 // the 8 key bytes after the batch's common prefix, zero-padded
+	i   int32
 }
 
 // release drops the references to the caller's batch and oversized
@@ -254,7 +305,14 @@ func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) erro
 		// its own writes); the older live slices are read only where
 		// their filters said "maybe", which keeps the common case to one
 		// read next to the write.
-		v, at := tx.outcome(cur, key), cur
+		// The current slice is read only if its filter may hold the
+		// key: a Bloom negative there is certain, since every commit adds
+		// its keys (the earlier records of this batch included) first.
+		var v []byte
+		at := cur
+		if sc.masks[i]&1 != 0 {
+			v = tx.outcome(cur, key)
+		}
 		for j := uint64(1); v == nil && j <= s.n && j <= cur; j++ {
 			if sc.masks[i]&(1<<j) != 0 {
 				v, at = tx.outcome(cur-j, key), cur-j
@@ -391,7 +449,9 @@ func (s *Store) commitTx(b *onceflow.CommitBatch, cur, low uint64, now time.Time
 	// wrong answer.
 	for _, i := range sc.order {
 		if mb, ok := s.be.(*memBackend); ok && s.opts.exact {
-			sc.masks[i] = mb.locate(sc.keys[i], cur) & s.liveMask(cur)
+			// Bit 0 always: locate sees committed outcomes only, not the
+			// earlier records of this batch.
+			sc.masks[i] = mb.locate(sc.keys[i], cur)&s.liveMask(cur) | 1
 			continue
 		}
 		sc.masks[i] = s.filters.commit(s.filters.part(sc.hashes[i]), sc.keys[i], cur, int(s.n))

@@ -37,9 +37,9 @@
 //     without I/O relies on filters that hold every identity committed in
 //     the live slices: Commit adds identities to them before writing, and
 //     Open rebuilds them from the store.
-//   - A claim is not a commit. Lookup notes an identity in the filters but
-//     stores nothing: an event whose handler failed, or whose commit did
-//     not happen, is looked up as not committed again and processed.
+//   - A lookup is not a claim. Lookup writes nothing, not even to the
+//     filters: an event whose handler failed, or whose commit did not
+//     happen, is looked up as not committed again and processed.
 //   - Outbox messages are kept, in commit order under increasing sequence
 //     numbers, until DeleteOutbox: delivery is at least once, carrying the
 //     idempotency key the handler gave each message.
@@ -51,8 +51,10 @@
 //  1. Bloom filters (bits-and-blooms/bloom/v3), one chain per time slice
 //     in each of 16 partitions chosen by the identity's hash. If no live
 //     slice's filter may hold the identity, Lookup answers "not
-//     committed" without I/O and notes the identity in the current
-//     slice's filter. The partitions are locked separately, so that
+//     committed" without I/O. Commit adds each identity to the current
+//     slice's filter before it writes, and reads the current slice only
+//     when that filter may have held the identity already, so that a
+//     new identity costs one write and no read. The partitions are locked separately, so that
 //     concurrent lookups rarely wait; they are not the pipeline's shards,
 //     because the store neither knows the pipeline's shard count nor the
 //     partition keys, and a store reopened under another shard count must
@@ -69,7 +71,7 @@
 // 9 live slices of 20,000 identities, filters sized for them; median of
 // 3 runs, under load, so read them as ratios):
 //
-//	tier=bloom-negative   1.9 µs   0 allocs   probes 9 slices' filters, notes the identity
+//	tier=bloom-negative   1.9 µs   0 allocs   probes 9 slices' filters
 //	tier=cache-hit        1.5 µs   0 allocs   filters say "maybe", ristretto answers
 //	tier=store-miss       5.6 µs  10 allocs   a false positive, confirmed by a store read
 //	tier=store-hit        7.1 µs  10 allocs   found in bbolt (cache disabled)
@@ -201,9 +203,6 @@
 //     identity has been forgotten. Size the window to the redelivery
 //     horizon of the sources; Stats.ExpiredSlices counts what was
 //     forgotten.
-//   - Lookup notes every identity it does not find, so identities looked
-//     up but never committed use filter capacity too, and show in
-//     Stats.FalsePositiveRate when looked up again.
 //   - Dead letters do not expire with the window; they stay until the
 //     file is replaced.
 //   - The clock decides expiry: a clock set far ahead forgets the whole

@@ -85,26 +85,27 @@ func newFilterSet(capacity, slices int, fpr float64) *filterSet {
 func (fs *filterSet) part(h uint64) *partition { return &fs.parts[h>>60] }
 
 // lookup probes the live slices [cur-n, cur] for key and returns a mask
-// with bit j set when slice cur-j may hold it. When no slice may, it adds
-// key to slice cur (a Bloom negative, counted) and returns 0.
+// with bit j set when slice cur-j may hold it; 0 (a Bloom negative,
+// counted) when none may. It adds nothing: only commit does.
 func (fs *filterSet) lookup(p *partition, key []byte, cur uint64, n int) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	mask := fs.testLocked(p, key, cur, 0, n)
 	if mask == 0 {
-		fs.addLocked(p, key, cur)
 		p.negatives++
 	}
 	return mask
 }
 
-// commit adds key to slice cur and returns the mask of the older live
-// slices [cur-n, cur-1] that may hold it (bits 1..n).
+// commit adds key to slice cur and returns the mask of the live slices
+// [cur-n, cur] that may have held it before (bit 0: slice cur).
 func (fs *filterSet) commit(p *partition, key []byte, cur uint64, n int) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	mask := fs.testLocked(p, key, cur, 1, n)
-	fs.addLocked(p, key, cur)
+	if fs.addLocked(p, key, cur) {
+		mask |= 1
+	}
 	return mask
 }
 
@@ -135,12 +136,14 @@ func (fs *filterSet) testLocked(p *partition, key []byte, cur uint64, from, n in
 	return mask
 }
 
-// addLocked adds key to the filters of slice. p.mu must be held.
-func (fs *filterSet) addLocked(p *partition, key []byte, slice uint64) {
+// addLocked adds key to the filters of slice and reports whether they may
+// have held it before (true also for a slice that has expired, where it
+// adds nothing). p.mu must be held.
+func (fs *filterSet) addLocked(p *partition, key []byte, slice uint64) (maybe bool) {
 	sl := &p.slots[slice%fs.ring]
 	if sl.slice != slice || sl.chain == nil {
 		if sl.chain != nil && sl.slice > slice {
-			return // slice is older than the slot's and has expired
+			return true // slice is older than the slot's and has expired
 		}
 		fs.release(sl)
 		sl.slice = slice
@@ -149,10 +152,13 @@ func (fs *filterSet) addLocked(p *partition, key []byte, slice uint64) {
 	last := sl.chain[len(sl.chain)-1]
 	for _, c := range sl.chain[:len(sl.chain)-1] {
 		if c.f.Test(key) {
-			return
+			return true
 		}
 	}
 	if last.n >= last.cap {
+		if last.f.Test(key) {
+			return true
+		}
 		// Full: overfilling would raise the false-positive rate sharply
 		// (15.7% at twice the capacity for a 1% filter), so chain a
 		// fresh filter with half the rate of the previous one; the
@@ -161,9 +167,11 @@ func (fs *filterSet) addLocked(p *partition, key []byte, slice uint64) {
 		sl.chain = append(sl.chain, last)
 		fs.chained.Add(1)
 	}
-	if !last.f.TestOrAdd(key) {
-		last.n++
+	if last.f.TestOrAdd(key) {
+		return true
 	}
+	last.n++
+	return false
 }
 
 // newFilter allocates the i-th filter of a slice's chain.

@@ -572,11 +572,11 @@ func plainBatch(b *onceflow.CommitBatch) bool {
 	return true
 }
 
-// memUndo is what commitPlain overwrote, to restore on failure.
+// memUndo is an expired outcome commitPlain overwrote, to restore on
+// failure.
 type memUndo struct {
 	key string
 	old memEntry
-	had bool
 }
 
 // commitPlain commits a plain batch (see plainBatch) in one pass: per
@@ -601,7 +601,7 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 		size += recordSize(&b.Records[i])
 	}
 	vals := make([]byte, 0, size)
-	sc.undo = sc.undo[:0]
+	sc.undo, sc.ins = sc.undo[:0], sc.ins[:0]
 	// Visit the records partition by partition (in batch order within
 	// each, so that the first of equal identities is stored), taking each
 	// partition's lock once.
@@ -637,7 +637,7 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 				rec, err := decodeRecord(e.v)
 				if err != nil {
 					pt.mu.Unlock()
-					m.undo(sc.undo)
+					m.undo(keys, sc)
 					return fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err)
 				}
 				sc.dup[i] = true
@@ -648,17 +648,22 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 			start := len(vals)
 			vals = appendRecord(vals, &rec)
 			pt.set(sc.hashes[i], memEntry{slice: cur, key: key, v: vals[start:len(vals):len(vals)]})
-			sc.undo = append(sc.undo, memUndo{key: key, old: e, had: ok})
+			sc.ins = append(sc.ins, int32(i))
+			if ok { // an expired outcome, overwritten
+				sc.undo = append(sc.undo, memUndo{key: key, old: e})
+			}
 		}
 		pt.mu.Unlock()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, u := range sc.undo {
-		if !u.had || u.old.slice != cur {
-			m.bySlice[cur] = append(m.bySlice[cur], u.key)
-		}
+	// Every outcome inserted is new to the current slice: one there would
+	// have been live, a duplicate.
+	list := m.bySlice[cur]
+	for _, i := range sc.ins {
+		list = append(list, keys[sc.offs[i]:sc.offs[i+1]])
 	}
+	m.bySlice[cur] = list
 	meta := m.kv[bucketMeta]
 	if meta == nil {
 		meta = make(map[string][]byte)
@@ -669,14 +674,13 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 	return nil
 }
 
-// undo restores what commitPlain overwrote, newest first.
-func (m *memBackend) undo(log []memUndo) {
-	for i := len(log) - 1; i >= 0; i-- {
-		u := log[i]
-		if u.had {
-			m.store(u.key, u.old)
-		} else {
-			m.store(u.key, memEntry{})
-		}
+// undo removes what commitPlain inserted (sc.ins, keys in keys at sc.offs)
+// and restores the expired outcomes it overwrote (sc.undo).
+func (m *memBackend) undo(keys string, sc *commitScratch) {
+	for _, i := range sc.ins {
+		m.store(keys[sc.offs[i]:sc.offs[i+1]], memEntry{})
+	}
+	for _, u := range sc.undo {
+		m.store(u.key, u.old)
 	}
 }

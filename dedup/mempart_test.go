@@ -1,6 +1,17 @@
 package dedup
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+)
 
 // TestMemPartCollisions drives a partition with keys forced onto one hash
 // slot: the side table keeps the index exact, and deleting the key that
@@ -49,5 +60,86 @@ func TestMemPartCollisions(t *testing.T) {
 	}
 	if e, ok := pt.get("c", h+1); !ok || string(e.v) != "C" {
 		t.Fatalf("c = %+v, %v", e, ok)
+	}
+}
+
+// TestMemoryPlainCommitUndo: a plain commit that meets a stored record it
+// cannot decode fails, and undoes the outcomes it had already inserted.
+func TestMemoryPlainCommitUndo(t *testing.T) {
+	s, err := NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1}
+	bad := onceflow.Identity{Source: "s", ID: "bad"}
+	if err := s.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{{ID: bad, Outcome: done}}}); err != nil {
+		t.Fatal(err)
+	}
+	mb := s.be.(*memBackend)
+	key := string(bad.AppendKey(nil))
+	e, ok := mb.peek(key)
+	if !ok {
+		t.Fatal("committed outcome not found")
+	}
+	e.v = []byte{0xff, 0xff}
+	mb.store(key, e) // corrupt it
+	// Many new identities, so that some land in partitions visited before
+	// the corrupt one's.
+	var recs []onceflow.Record
+	for i := range 200 {
+		recs = append(recs, onceflow.Record{ID: onceflow.Identity{Source: "s", ID: "new" + strconv.Itoa(i)}, Outcome: done})
+	}
+	recs = append(recs, onceflow.Record{ID: bad, Outcome: done})
+	err = s.Commit(&onceflow.CommitBatch{Records: recs})
+	if !errors.Is(err, onceflow.ErrCorrupt) {
+		t.Fatalf("commit over a corrupt record = %v, want ErrCorrupt", err)
+	}
+	for _, r := range recs[:200] {
+		if _, found, err := s.Lookup(r.ID); err != nil || found {
+			t.Fatalf("after the failed commit, Lookup(%v) = found %v, %v; want not found", r.ID, found, err)
+		}
+	}
+	if err := s.Commit(&onceflow.CommitBatch{Records: recs[:200]}); err != nil {
+		t.Fatalf("commit of the new identities alone: %v", err)
+	}
+	for _, r := range recs[:200] {
+		if _, found, err := s.Lookup(r.ID); err != nil || !found {
+			t.Fatalf("Lookup(%v) = found %v, %v; want found", r.ID, found, err)
+		}
+	}
+}
+
+// TestSortByKey: sortByKey orders like a stable sort of the keys, for
+// batches with long shared prefixes, prefixes of each other, and equal
+// keys.
+func TestSortByKey(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 1))
+	alphabet := []string{"", "a", "ab", "abcdefghij", "\x00", "\x00\x00", "z"}
+	for round := range 500 {
+		var sc commitScratch
+		n := 1 + rnd.IntN(40)
+		prefix := strings.Repeat("s", rnd.IntN(20))
+		for range n {
+			k := prefix
+			for range rnd.IntN(4) {
+				k += alphabet[rnd.IntN(len(alphabet))]
+			}
+			sc.keys = append(sc.keys, []byte(k))
+		}
+		for i := range n {
+			sc.order = append(sc.order, i)
+		}
+		sc.sortByKey()
+		want := make([]int, n)
+		for i := range want {
+			want[i] = i
+		}
+		slices.SortStableFunc(want, func(i, j int) int { return bytes.Compare(sc.keys[i], sc.keys[j]) })
+		if !slices.Equal(sc.order, want) {
+			t.Fatalf("round %d: keys %q: order %v, want %v", round, sc.keys, sc.order, want)
+		}
 	}
 }

@@ -317,11 +317,11 @@ func (s *Store) getKey(id onceflow.Identity) (*[]byte, []byte) {
 // the window, with Duplicate set: the caller holds a later copy. A
 // positive answer has been confirmed against the full identity.
 //
-// The tiers answer in turn: the Bloom filters of the live slices (no I/O;
-// a negative answer also notes id in the current slice's filter, so that
-// its later lookups take the confirming path), the cache of recent
-// outcomes, and the store, which reads only the slices whose filters said
-// "maybe". Lookup is safe for concurrent use.
+// The tiers answer in turn: the Bloom filters of the live slices (no
+// I/O), the cache of recent outcomes, and the store, which reads only the
+// slices whose filters said "maybe". Lookup writes nothing, not even to
+// the filters (Commit adds the identities it commits). Lookup is safe for
+// concurrent use.
 //
 // Errors: [ErrClosed]; store errors match [onceflow.ErrStorage] (and
 // [onceflow.ErrCorrupt] for a record that does not decode).
@@ -358,7 +358,6 @@ func (s *Store) Lookup(id onceflow.Identity) (onceflow.Outcome, bool, error) {
 		out.Duplicate = true
 		return out, true, nil
 	}
-	s.filters.add(p, key, cur)
 	return onceflow.Outcome{}, false, nil
 }
 

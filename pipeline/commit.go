@@ -33,6 +33,7 @@ type entry struct {
 	rec     int32                // kindCommit: index of the record in the batch's recs
 	dl      *onceflow.DeadLetter // the dead letter, if any
 	seqNext uint64               // sequence ordering: the key's next sequence committed with rec
+	idh     uint64               // kindCommit: the key of the identity's claim in the shard
 }
 
 // outBatch is one shard's handled batch on its way to the committer and,
@@ -115,7 +116,7 @@ func (s *shard) committed(ob *outBatch) {
 			continue
 		}
 		rec := &ob.recs[e.rec]
-		if h := s.p.idHash(rec.ID); s.pending[h].ob == ob {
+		if h := e.idh; s.pending[h].ob == ob {
 			delete(s.pending, h)
 		}
 		if e.seqNext > 0 {

@@ -378,8 +378,8 @@ func (s *shard) persistHeld(ob *outBatch, now time.Time) {
 			id := pi.ev.Identity()
 			out := onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: pi.first}
 			rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, seq), Value: val}}}
-			ob.addCommit(entry{it: pi.item, outcome: out}, rec)
-			s.claim(id, ob, out)
+			h := s.claim(id, ob, out)
+			ob.addCommit(entry{it: pi.item, outcome: out, idh: h}, rec)
 			pi.item.flags = pi.item.flags&^itemWaiter | itemReleased
 			ss.held[seq] = pi
 		}

@@ -92,7 +92,9 @@ type shard struct {
 	_            [128]byte
 
 	// Owned by the worker goroutine.
-	nHandled, nDup uint64   // counted this round; added to handled and duplicates by finish
+	nHandled, nDup uint64            // counted this round; added to handled and duplicates by finish
+	hashID         onceflow.Identity // hashOf's memo
+	hashVal        uint64
 	taken          [][]item // chunks taken from items for this round
 	done           [][]item // chunks handled, cleared, to recycle at the next round
 	spare          []*outBatch

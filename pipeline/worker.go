@@ -377,23 +377,35 @@ func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, 
 		rec.Release = true
 		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: heldKey(pi.ev.Key(), pi.ev.Sequence), Delete: true})
 	}
-	ob.addCommit(entry{it: pi.item, outcome: out, seqNext: pi.seqNext}, rec)
-	s.claim(id, ob, out)
+	h := s.claim(id, ob, out)
+	ob.addCommit(entry{it: pi.item, outcome: out, seqNext: pi.seqNext, idh: h}, rec)
 }
 
 // claimed returns the claim on id by an event handled in this shard and
 // not yet committed.
 func (s *shard) claimed(id onceflow.Identity) (claim, bool) {
-	c, ok := s.pending[s.p.idHash(id)]
+	c, ok := s.pending[s.hashOf(id)]
 	return c, ok && c.id == id
+}
+
+// hashOf is p.idHash(id), remembered for the last identity asked: an
+// event's claim is looked up, then made, with one hash.
+func (s *shard) hashOf(id onceflow.Identity) uint64 {
+	if id != s.hashID {
+		s.hashID, s.hashVal = id, s.p.idHash(id)
+	}
+	return s.hashVal
 }
 
 // claim records that id was handled in ob with outcome out. Claims are
 // keyed by a hash of the identity and checked against the full identity:
 // two identities with the same hash only cost the later one its in-flight
 // duplicate answer (the store still commits its effects at most once).
-func (s *shard) claim(id onceflow.Identity, ob *outBatch, out onceflow.Outcome) {
-	s.pending[s.p.idHash(id)] = claim{ob: ob, outcome: out, id: id}
+// It returns the claim's key.
+func (s *shard) claim(id onceflow.Identity, ob *outBatch, out onceflow.Outcome) uint64 {
+	h := s.hashOf(id)
+	s.pending[h] = claim{ob: ob, outcome: out, id: id}
+	return h
 }
 
 // addEffects copies the handler's effects into rec and into the shard's
