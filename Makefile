@@ -5,7 +5,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 10s
 BUILD := build
 
-.PHONY: help test lint fuzz bench bench-cli soak demo clean
+.PHONY: help test lint fuzz bench bench-cli bench-durable soak demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ demo: ## the batch tool twice on a generated stream with duplicates, reordering 
 
 bench-cli: ## onceflow run (fsync on) vs awk on 1M generated events; peak RSS; updates BENCHMARKS.md
 	scripts/bench-cli.sh
+
+bench-durable: ## durable pipeline (bbolt, fsync on) vs raw bbolt puts over 2M events (~6 min); updates BENCHMARKS.md
+	scripts/bench-durable.sh
 
 clean: ## remove build output
 	rm -rf $(BUILD)

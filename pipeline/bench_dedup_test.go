@@ -19,7 +19,8 @@ import (
 )
 
 // dedupBenchEvents is the stream size of BenchmarkPipeline/dedup=…: 200k by
-// default, ONCEFLOW_BENCH_EVENTS (2,000,000 in make bench) otherwise.
+// default, ONCEFLOW_BENCH_EVENTS (2,000,000 in make bench-durable)
+// otherwise.
 func dedupBenchEvents(b *testing.B) int {
 	if s := os.Getenv("ONCEFLOW_BENCH_EVENTS"); s != "" {
 		n, err := strconv.Atoi(s)

@@ -143,17 +143,14 @@ $LINES lines, $BYTES bytes. Medians of $ROUNDS interleaved rounds, fresh state e
   by hand on the same machine (2026-11-27), onceflow took 41.3 s against awk's 10.2 s, and its peak
   RSS, 503 MiB, passed the bound of 256 + 181 MiB (bbolt holds every leaf a transaction touches in
   memory until it commits). The store layout decides that case, not the tool.
-- Where onceflow's time goes (\`onceflow run --cpuprofile F --timing\`, 1M lines): the committer
-  goroutine, about 3.5 s of CPU (dedup \`Store.Commit\` 3.1 s, of which bbolt's search for each
-  key twice — \`Get\` then \`Put\` — 1.6 s, Bloom filter updates and the key sort most of the
-  rest; writing and fsyncing \`--out\` 0.2 s of CPU plus about 0.9 s waiting), the shard worker
-  3.3 s (\`Store.Lookup\` 1.5 s: Bloom probes, and a bbolt read for each duplicate), the reader
-  1.3 s (the strict decoder 0.8 s). The committer is the critical path: a single goroutine
-  whose work grows with the events it commits, and which does not read the workers' channel
-  while it commits (with the pipeline's default batch of 64 events the workers were blocked
-  half of the run; the tool uses batches of 8,192). With about twice awk's CPU time (see the
-  table), onceflow can match awk only when its three busy goroutines get both cores to
-  themselves; on a shared machine they do not.
+- Where onceflow's time goes (\`onceflow run --cpuprofile F\`, 1M lines, one run of 3.9 s wall, 6.9 s of CPU):
+  the committer goroutine 2.7 s (dedup \`Store.Commit\` 2.3 s: bbolt's \`Put\` of each new identity 0.8 s,
+  Bloom filter adds 0.45 s, the rest bbolt's commit and the key sort; a new identity costs no \`Get\`,
+  since the current slice's filter answers that it cannot be there), the shard worker 2.3 s
+  (\`Store.Lookup\` 1.0 s: Bloom probes, and a bbolt read for each duplicate whose first copy is
+  committed), the reader 1.4 s (the strict decoder 1.3 s). With nearly twice awk's CPU time on
+  2 cores, onceflow matches awk only when its three busy goroutines get both cores: on this shared
+  machine, round-to-round variation (awk alone varies by ±20 %) decides which one wins a round.
 - Command: \`make bench-cli\` (\`scripts/bench-cli.sh\`; \`EVENTS\`, \`ROUNDS\` and friends override the defaults).
   Each round: \`$AWK -f dedup.awk IN > out\` then
   \`onceflow run --state S --in IN --out OUT --rejects REJ\` on a fresh S. Raw rows (name, wall s,

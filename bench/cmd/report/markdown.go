@@ -560,6 +560,12 @@ func (r *report) coreSection(p printer) {
 			p("%s", row)
 		}
 		p("")
+		p("Each op submits and drains 65,536 events over 1,000 keys with a no-op handler. The pipeline gets the baseline's")
+		p("bound on events between producer and worker (16 batches of 64 per shard, `WithQueueLimits`). The baseline's")
+		p("producer fills a batch per shard and hands it over whole; `SubmitBatch` (64 events per call) is the pipeline's")
+		p("API for the same hand-off, and `pipeline` submits one event per `Submit` call, a lock per event. Target of")
+		p("issue 2: the pass-through pipeline at least 0.5× the baseline in the same run, at batch 64.")
+		p("")
 	}
 	p("### All core benchmarks")
 	p("")
