@@ -140,9 +140,10 @@ $LINES lines, $BYTES bytes. Medians of $ROUNDS interleaved rounds, fresh state e
   ($((STATE_KIB / 1024)) MiB) = $((LIMIT_KIB / 1024)) MiB.
 - Ids are time-ordered (\`gen --ids ordered\`, like ULIDs or offsets). With random UUIDs
   (\`gen --ids random\`) every group commit inserts keys all over the state's B-tree: measured once
-  by hand on the same machine (2026-11-27), onceflow took 41.3 s against awk's 10.2 s, and its peak
-  RSS, 503 MiB, passed the bound of 256 + 181 MiB (bbolt holds every leaf a transaction touches in
-  memory until it commits). The store layout decides that case, not the tool.
+  by hand on the same machine (2026-11-27, commit 3987eca), onceflow took 12.8 s against awk's 3.7 s,
+  and its peak RSS, 502 MiB, was **above** the bound of 256 + 201 MiB (bbolt holds every leaf a
+  transaction touches in memory until it commits); with \`--group-events 4096\` it took 15.4 s and
+  400 MiB, under its bound of 256 + 166 MiB. The store layout decides that case, not the tool.
 - Where onceflow's time goes (\`onceflow run --cpuprofile F\`, 1M lines, one run of 3.9 s wall, 6.9 s of CPU):
   the committer goroutine 2.7 s (dedup \`Store.Commit\` 2.3 s: bbolt's \`Put\` of each new identity 0.8 s,
   Bloom filter adds 0.45 s, the rest bbolt's commit and the key sort; a new identity costs no \`Get\`,
