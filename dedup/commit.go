@@ -302,12 +302,11 @@ func (s *Store) putRecords(tx writeTx, b *onceflow.CommitBatch, cur uint64) erro
 		key := sc.keys[i]
 		// The current slice holds the identities committed in it,
 		// including those earlier in this batch (the transaction reads
-		// its own writes); the older live slices are read only where
-		// their filters said "maybe", which keeps the common case to one
-		// read next to the write.
-		// The current slice is read only if its filter may hold the
+		// its own writes). It is read only if its filter may hold the
 		// key: a Bloom negative there is certain, since every commit adds
 		// its keys (the earlier records of this batch included) first.
+		// The older live slices are read only where their filters said
+		// "maybe". So a new identity costs a write and no read.
 		var v []byte
 		at := cur
 		if sc.masks[i]&1 != 0 {

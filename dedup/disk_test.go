@@ -77,12 +77,44 @@ func TestReopenRebuilds(t *testing.T) {
 	if p, err := s.PendingOutbox(1000); err != nil || len(p) != n {
 		t.Errorf("PendingOutbox after reopen: %d entries, %v; want %d", len(p), err, n)
 	}
-	// A duplicate committed after reopen is still a duplicate.
-	if got := commit(t, s, done("5", "again")); !got[0].Outcome.Duplicate {
-		t.Error("commit after reopen of a committed identity: not a duplicate")
+	// A duplicate committed after reopen is still a duplicate: "5" in the
+	// oldest slice (found through the older slices' filters), "250" in the
+	// current one (through the rebuilt current filter, which Commit asks
+	// before it reads the current slice).
+	for _, id := range []string{"5", "250"} {
+		if got := commit(t, s, done(id, "again")); !got[0].Outcome.Duplicate {
+			t.Errorf("commit after reopen of the committed identity %s: not a duplicate", id)
+		}
 	}
 	if err := s.Check(); err != nil {
 		t.Errorf("Check: %v", err)
+	}
+}
+
+// TestCommitFullFilterChain: with far more identities in the current slice
+// than its filter is sized for, filters chain, and every identity committed
+// again is still found a duplicate: Commit reads the current slice when any
+// filter of the chain may hold the key.
+func TestCommitFullFilterChain(t *testing.T) {
+	s := openDisk(t, filepath.Join(t.TempDir(), "state.db"), dedup.WithCapacity(64), dedup.WithWindow(time.Hour))
+	var recs []onceflow.Record
+	for i := range 3000 {
+		recs = append(recs, done(fmt.Sprint("c", i), "first"))
+		if len(recs) == 500 {
+			commit(t, s, recs...)
+			recs = nil
+		}
+	}
+	if st := s.Stats(); st.BloomOverflows == 0 {
+		t.Fatalf("no filter chained (stats %+v): the test needs a full chain", st)
+	}
+	for i := range 3000 {
+		recs = append(recs, done(fmt.Sprint("c", i), "again"))
+	}
+	for i, r := range commit(t, s, recs...) {
+		if !r.Outcome.Duplicate || string(r.Outcome.Result) != "first" {
+			t.Fatalf("record %d committed again: %+v; want a duplicate of the first", i, r.Outcome)
+		}
 	}
 }
 

@@ -12,16 +12,20 @@ import (
 	onceflow "github.com/onceflow/onceflow"
 )
 
-// memBackend keeps a Store's buckets in maps. Commits are atomic (a
-// transaction buffers its writes and applies them at the end, or, for a
-// batch of plain outcomes, checks everything before it writes) but not
-// durable.
+// memBackend keeps a Store's buckets in maps. Commits are atomic — a
+// transaction buffers its writes and applies them at the end; a batch of
+// plain outcomes is written partition by partition and undone if a stored
+// record fails to decode (only a bug could cause that) — but not durable,
+// and a concurrent lookup may see a commit's outcomes before the commit
+// returns: the store writes each value once and never changes it, so what
+// a lookup sees is final unless that commit fails, which is fatal to the
+// pipeline.
 //
-// Outcomes live in one map by identity key, each with its slice: an
-// identity has at most one stored outcome, so one map read answers a
-// lookup and one write stores an outcome. bySlice lists the keys stored in
-// each slice, for expiry and scans; it may also list keys since moved to
-// a later slice or deleted, which its users skip.
+// Outcomes live in memParts partitions by identity-key hash, each entry
+// with its key and slice: an identity has at most one stored outcome, so
+// one map read answers a lookup and one write stores an outcome. bySlice
+// lists the keys stored in each slice, for expiry and scans; it may also
+// list keys since moved to a later slice or deleted, which its users skip.
 type memBackend struct {
 	wmu sync.Mutex // serializes writers (update, commitPlain, deleteOutbox)
 
@@ -188,7 +192,8 @@ func (m *memBackend) scan(low uint64, fn func(slice uint64, key []byte) error) e
 }
 
 // memHash is the hash of outcome keys: xxhash, as the commit path computes
-// it. A variable so that tests can force collisions.
+// it (commitPlain uses the hashes Commit computed, without memHash). A
+// variable so that tests of memPart can force collisions.
 var memHash = xxhash.Sum64String
 
 // memParts is the number of outcome partitions; a power of two.
@@ -223,7 +228,7 @@ func (m *memBackend) entry(key []byte) (memEntry, bool) {
 // peek returns key's stored outcome without a lock: only a writer, holding
 // m.wmu, may call it.
 func (m *memBackend) peek(key string) (memEntry, bool) {
-	h := xxhash.Sum64String(key)
+	h := memHash(key)
 	return m.partOf(h).get(key, h)
 }
 
@@ -276,7 +281,7 @@ func (pt *memPart) del(key string, h uint64) {
 // store sets or, when e.v is nil, deletes key's outcome and returns what
 // was there. The caller holds m.wmu.
 func (m *memBackend) store(key string, e memEntry) (memEntry, bool) {
-	h := xxhash.Sum64String(key)
+	h := memHash(key)
 	pt := m.partOf(h)
 	pt.mu.Lock()
 	old, had := pt.get(key, h)

@@ -33,10 +33,10 @@ type Stats struct {
 	ExpiredSlices uint64 // outcome buckets deleted because they expired
 
 	// Bloom filters. BloomFill is the identities noted in the allocated
-	// filters over what they are sized for (committed ones and those
-	// looked up but not found). BloomOverflows counts filters chained
-	// because one was full: the window holds more identities than
-	// WithCapacity, and memory grows to keep the false-positive rate.
+	// filters (those committed) over what they are sized for.
+	// BloomOverflows counts filters chained because one was full: the
+	// window holds more identities than WithCapacity, and memory grows to
+	// keep the false-positive rate.
 	BloomFilters   int
 	BloomBytes     int64
 	BloomFill      float64

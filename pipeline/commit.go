@@ -201,6 +201,8 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 	cb.Reset()
 	evs = evs[:0]
 	clear(p.seqNexts)
+	clear(p.sinkSeen)
+	var sinkErr error
 	for _, ob := range group {
 		for i := range ob.entries {
 			if e := &ob.entries[i]; e.kind == kindCommit {
@@ -208,11 +210,22 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 					p.seqNexts[e.it.ev.Key()] = seqNextAt{rec: len(cb.Records), next: e.seqNext}
 				}
 				cb.Records = append(cb.Records, ob.recs[e.rec])
-				if ob.recs[e.rec].Outcome.Status == onceflow.StatusDone {
-					evs = append(evs, e.it.ev)
+				if p.cfg.sink != nil && ob.recs[e.rec].Outcome.Status == onceflow.StatusDone && sinkErr == nil {
+					var keep bool
+					if keep, sinkErr = p.storeKeeps(&ob.recs[e.rec]); keep {
+						evs = append(evs, e.it.ev)
+					}
 				}
 			}
 		}
+	}
+	if sinkErr != nil {
+		p.fail(fmt.Errorf("pipeline: checking the sink's events against the store: %w", sinkErr))
+		cause := abandonCause(ctx)
+		for _, ob := range group {
+			ob.s.nackOut(ob, cause)
+		}
+		return evs
 	}
 	// Each key's next sequence commits with its last outcome of the group,
 	// so that after a crash every event not committed is still due.
@@ -291,6 +304,32 @@ func (p *Pipeline) ackGroup(group []*outBatch) {
 		ob.s.nacked.Add(nacked)
 		ob.s.release(len(ob.entries), ob.bytes, ob)
 	}
+}
+
+// storeKeeps reports whether the store will keep r when the group commits,
+// so that the sink gets exactly the events the store keeps. With one shard
+// every copy of an identity meets its earlier copies' claims; with more,
+// copies of one identity with different partition keys are handled in two
+// shards, and the later one must not reach the sink: it is left out when
+// the group already holds the identity, or the store has it (Lookup is
+// authoritative here: only this goroutine commits). A redrive or a release
+// replaces the stored outcome it is for, as Commit does.
+func (p *Pipeline) storeKeeps(r *onceflow.Record) (bool, error) {
+	if len(p.shards) == 1 {
+		return true, nil
+	}
+	if _, dup := p.sinkSeen[r.ID]; dup {
+		return false, nil
+	}
+	p.sinkSeen[r.ID] = struct{}{}
+	out, found, err := p.cfg.store.Lookup(r.ID)
+	if err != nil {
+		return false, err
+	}
+	if !found {
+		return true, nil
+	}
+	return (r.Redrive && out.Status == onceflow.StatusDeadLettered) || (r.Release && out.Status == onceflow.StatusHeld), nil
 }
 
 func (p *Pipeline) commitRecords(cb *onceflow.CommitBatch, evs []*onceflow.Event) error {

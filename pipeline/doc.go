@@ -31,10 +31,10 @@
 // committer goroutine; it waits for all of them before it returns, on every
 // path. Events move between goroutines in batches: SubmitBatch moves each
 // shard's share of its events into the intake as one chunk under one lock;
-// a worker takes up to WithBatchSize events, as whole chunks, under one
-// lock, and sends one
-// handled batch to the committer over a channel. The committer groups
-// batches from all shards into one store transaction (WithGroupCommit),
+// a worker takes up to WithBatchSize events (whole chunks, the last one
+// split if need be) under one lock, and sends one handled batch to the
+// committer over a channel. The committer groups batches from all shards
+// into one store transaction (WithGroupCommit),
 // then acknowledges them, releases their queue budget, and hands each batch
 // back to its worker, which releases the batch's claims. Run creates and
 // closes the committer channel (after every worker has returned); nothing

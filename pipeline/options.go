@@ -40,7 +40,10 @@ type Ack struct {
 }
 
 // Sink receives, in the committer goroutine, the events whose handler
-// succeeded in each group commit, in commit order, before the group commits.
+// succeeded in each group commit and whose outcome the store keeps (not a
+// later copy of an identity committed before or earlier in the group, which
+// can happen when copies of one identity carry different partition keys),
+// in commit order, before the group commits.
 // The checkpoint it returns (for example the byte offset of an output file
 // after writing and syncing the events) is stored in the same transaction
 // under the sink's name, so that after a crash the sink can cut its output

@@ -55,7 +55,8 @@ type Pipeline struct {
 	// read back from the store.
 	heldDecoder, redriveDecoder *onceflow.Decoder
 	hashSeed                    maphash.Seed
-	seqNexts                    map[string]seqNextAt // committer only: per group, sequence ordering
+	seqNexts                    map[string]seqNextAt           // committer only: per group, sequence ordering
+	sinkSeen                    map[onceflow.Identity]struct{} // committer only: per group, identities sent to the sink
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -127,6 +128,7 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		finished:   make(chan struct{}),
 		hashSeed:   maphash.MakeSeed(),
 		seqNexts:   make(map[string]seqNextAt),
+		sinkSeen:   make(map[onceflow.Identity]struct{}),
 		waiters:    make(map[*onceflow.Event][]chan Ack),
 		outboxWake: make(chan struct{}, 1),
 	}

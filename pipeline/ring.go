@@ -59,8 +59,8 @@ func (q *chunkQueue) pushChunk(c []item) {
 	q.n += len(c)
 }
 
-// pop moves up to max items (at least one chunk's worth when the queue is
-// not empty and max > 0) into dst as chunks, oldest first, and returns dst.
+// pop moves up to max items (at least one when the queue is not empty and
+// max > 0) into dst as chunks, oldest first, and returns dst.
 // A chunk longer than what remains of max is split; the part handed out is
 // capped at its length, so that recycling it can never overwrite the rest.
 func (q *chunkQueue) pop(dst [][]item, max int) [][]item {
@@ -91,8 +91,10 @@ func (q *chunkQueue) pop(dst [][]item, max int) [][]item {
 
 // recycle takes back a chunk handed out by pop, once its items are done
 // and cleared (so that the free list holds no references to events).
+// Chunks much larger than chunkCap (a big SubmitBatch share) are left to
+// the garbage collector, so that a burst does not pin large arrays.
 func (q *chunkQueue) recycle(c []item) {
-	if len(q.free) < maxFree && cap(c) > 0 {
+	if len(q.free) < maxFree && cap(c) > 0 && cap(c) <= 4*max(q.chunkCap, 1) {
 		q.free = append(q.free, c[:0])
 	}
 }

@@ -11,8 +11,7 @@ import onceflow "github.com/onceflow/onceflow"
 type Store interface {
 	// Lookup reports the committed outcome of id, if any. It may answer
 	// "not committed" without I/O (a Bloom negative); any positive answer
-	// has been confirmed against the full identity. It also notes id as
-	// seen, so that later lookups of it take the confirming path.
+	// has been confirmed against the full identity.
 	Lookup(id onceflow.Identity) (onceflow.Outcome, bool, error)
 	// ReadState returns a copy of committed handler state under key.
 	ReadState(key []byte) ([]byte, bool, error)

@@ -450,10 +450,11 @@ func (c *runConfig) feed(ctx context.Context, p *pipeline.Pipeline, lines *jsonl
 		if c.shards > 1 {
 			// The pipeline shards by key and finds in-flight duplicates
 			// within a shard. Copies of one identity may carry different
-			// partitionkeys; routing by id sends them all to one shard,
-			// so that a copy is never written before the store could tell
-			// it is one. Only the routing changes: the line is written as
-			// read.
+			// partitionkeys: the sink would still get only the copy the
+			// store keeps, but routing by id sends them all to one shard,
+			// where a later copy meets the first one's claim and is not
+			// handled at all. Only the routing changes: the line is
+			// written as read.
 			ev.PartitionKey = ev.ID
 		}
 		chunk = append(chunk, ev)
