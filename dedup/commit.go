@@ -254,8 +254,10 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 			// be dropped (a miss) but never leaves the old outcome.
 			s.cache.del(sc.hashes[i])
 		}
-		rec := recordOf(r)
-		s.cache.set(sc.hashes[i], sc.keys[i], cur, &rec)
+		if s.cache != nil {
+			rec := recordOf(r)
+			s.cache.set(sc.hashes[i], sc.keys[i], cur, &rec)
+		}
 	}
 	if expireNow {
 		s.expiredBelow = low
