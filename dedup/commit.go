@@ -448,8 +448,10 @@ func (s *Store) commitTx(b *onceflow.CommitBatch, cur, low uint64, now time.Time
 	// otherwise answer "never seen" for a committed identity. A filter
 	// bit set for a commit that then fails costs a store read, never a
 	// wrong answer.
+	mb, exactMem := s.be.(*memBackend)
+	exactMem = exactMem && s.opts.exact
 	for _, i := range sc.order {
-		if mb, ok := s.be.(*memBackend); ok && s.opts.exact {
+		if exactMem {
 			// Bit 0 always: locate sees committed outcomes only, not the
 			// earlier records of this batch.
 			sc.masks[i] = mb.locate(sc.keys[i], cur)&s.liveMask(cur) | 1

@@ -92,6 +92,13 @@ func (m *memBackend) lookup(key []byte, h, cur, mask uint64) ([]byte, bool) {
 	return e.v, true
 }
 
+// moreEntry is an outcome in a partition's side map, with the hash whose
+// slot it waits for.
+type moreEntry struct {
+	e memEntry
+	h uint64
+}
+
 // memEntry is a stored outcome, its key and its slice.
 type memEntry struct {
 	slice uint64
@@ -191,11 +198,6 @@ func (m *memBackend) scan(low uint64, fn func(slice uint64, key []byte) error) e
 	return nil
 }
 
-// memHash is the hash of outcome keys: xxhash, as the commit path computes
-// it (commitPlain uses the hashes Commit computed, without memHash). A
-// variable so that tests of memPart can force collisions.
-var memHash = xxhash.Sum64String
-
 // memParts is the number of outcome partitions; a power of two.
 const memParts = 64
 
@@ -211,8 +213,8 @@ const memParts = 64
 type memPart struct {
 	mu   sync.RWMutex
 	idx  map[uint64]memEntry
-	more map[string]memEntry // outcomes whose hash slot in idx holds another key
-	_    [64]byte            // keep neighbouring partitions' locks off one cache line
+	more map[string]moreEntry // outcomes whose hash slot in idx holds another key
+	_    [64]byte             // keep neighbouring partitions' locks off one cache line
 }
 
 func (m *memBackend) partOf(h uint64) *memPart { return &m.parts[h&(memParts-1)] }
@@ -230,7 +232,7 @@ func (m *memBackend) entry(key []byte) (memEntry, bool) {
 // peek returns key's stored outcome without a lock: only a writer, holding
 // m.wmu, may call it.
 func (m *memBackend) peek(key string) (memEntry, bool) {
-	h := memHash(key)
+	h := xxhash.Sum64String(key)
 	return m.partOf(h).get(key, h)
 }
 
@@ -243,8 +245,8 @@ func (pt *memPart) get(key string, h uint64) (memEntry, bool) {
 	if len(pt.more) == 0 {
 		return memEntry{}, false
 	}
-	e, ok = pt.more[key]
-	return e, ok
+	me, ok := pt.more[key]
+	return me.e, ok
 }
 
 // set stores e (whose key hashes to h). pt.mu must be held for writing.
@@ -254,9 +256,9 @@ func (pt *memPart) set(h uint64, e memEntry) {
 	}
 	if old, ok := pt.idx[h]; ok && old.key != e.key {
 		if pt.more == nil {
-			pt.more = make(map[string]memEntry)
+			pt.more = make(map[string]moreEntry)
 		}
-		pt.more[e.key] = e
+		pt.more[e.key] = moreEntry{e: e, h: h}
 		return
 	}
 	pt.idx[h] = e
@@ -268,9 +270,9 @@ func (pt *memPart) del(key string, h uint64) {
 	if old, ok := pt.idx[h]; ok && old.key == key {
 		delete(pt.idx, h)
 		// Move an outcome waiting for this hash slot into it.
-		for k, e := range pt.more {
-			if memHash(k) == h {
-				pt.idx[h] = e
+		for k, me := range pt.more {
+			if me.h == h {
+				pt.idx[h] = me.e
 				delete(pt.more, k)
 				break
 			}
@@ -283,7 +285,7 @@ func (pt *memPart) del(key string, h uint64) {
 // store sets or, when e.v is nil, deletes key's outcome and returns what
 // was there. The caller holds m.wmu.
 func (m *memBackend) store(key string, e memEntry) (memEntry, bool) {
-	h := memHash(key)
+	h := xxhash.Sum64String(key)
 	pt := m.partOf(h)
 	pt.mu.Lock()
 	old, had := pt.get(key, h)
@@ -380,8 +382,8 @@ func (m *memBackend) check() error {
 						return err
 					}
 				}
-				for _, e := range pt.more {
-					if err := fn([]byte(e.key), e.v); err != nil {
+				for _, me := range pt.more {
+					if err := fn([]byte(me.e.key), me.e.v); err != nil {
 						pt.mu.RUnlock()
 						return err
 					}

@@ -104,20 +104,7 @@ func runDedupPipeline(b *testing.B, impl string, evs []*onceflow.Event, unique i
 	if err != nil {
 		b.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(context.Background()) }()
-	ctx := context.Background()
-	for i := 0; i < len(evs); i += 64 {
-		if err := p.SubmitBatch(ctx, evs[i:min(i+64, len(evs))]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := p.Shutdown(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
+	drainBatches(b, p, evs)
 	st := p.Stats()
 	if st.Handled != uint64(unique) || st.Acked != uint64(len(evs)) {
 		b.Fatalf("handled %d of %d unique events, acked %d of %d", st.Handled, unique, st.Acked, len(evs))

@@ -91,19 +91,7 @@ func benchmarkOrder(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				errc := make(chan error, 1)
-				go func() { errc <- p.Run(context.Background()) }()
-				for i := 0; i < len(evs); i += 64 {
-					if err := p.SubmitBatch(context.Background(), evs[i:min(i+64, len(evs))]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := p.Shutdown(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				if err := <-errc; err != nil {
-					b.Fatal(err)
-				}
+				drainBatches(b, p, evs)
 				if st := p.Stats(); st.Held != 0 || st.Handled != uint64(len(evs)) {
 					b.Fatalf("stats %+v: want every event handled, none held", st)
 				}
@@ -143,6 +131,12 @@ func runPipelineBatch(b *testing.B, evs []*onceflow.Event, shards, batch int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	drainBatches(b, p, evs)
+}
+
+// drainBatches runs p, submits evs through SubmitBatch 64 at a time, and
+// shuts p down, failing b on any error.
+func drainBatches(b *testing.B, p *pipeline.Pipeline, evs []*onceflow.Event) {
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(context.Background()) }()
 	ctx := context.Background()

@@ -11,6 +11,8 @@
 # to the bench-cli section of BENCHMARKS.md (between its markers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=section.sh
+. scripts/section.sh
 
 EVENTS=${EVENTS:-1000000}
 DUP=${DUP:-0.2}
@@ -175,20 +177,7 @@ if [ "$OF_MAX_RSS" -gt "$LIMIT_KIB" ]; then
 fi
 
 if [ "$UPDATE" = 1 ]; then
-	F=BENCHMARKS.md
-	[ -f "$F" ] || printf '# Benchmarks\n' >"$F"
-	START='<!-- bench-cli:start -->'
-	END='<!-- bench-cli:end -->'
-	if ! grep -qF "$START" "$F"; then
-		printf '\n%s\n%s\n' "$START" "$END" >>"$F"
-	fi
 	printf '%s\n' "$REPORT" >"$WORK/section.md"
-	awk -v start="$START" -v end="$END" -v sec="$WORK/section.md" '
-		$0 == start { print; while ((getline l < sec) > 0) print l; skip = 1; next }
-		$0 == end { skip = 0 }
-		!skip { print }
-	' "$F" >"$WORK/bench.md"
-	mv "$WORK/bench.md" "$F"
-	echo "bench-cli: updated the bench-cli section of $F" >&2
+	write_section bench-cli "$WORK/section.md"
 fi
 exit $FAIL

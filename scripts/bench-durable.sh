@@ -8,6 +8,8 @@
 #   EVENTS=200000 ROUNDS=1 UPDATE=0 scripts/bench-durable.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=section.sh
+. scripts/section.sh
 
 EVENTS=${EVENTS:-2000000}
 ROUNDS=${ROUNDS:-3}
@@ -72,19 +74,7 @@ EOT
 echo "$REPORT"
 
 if [ "$UPDATE" = 1 ]; then
-	F=BENCHMARKS.md
-	START='<!-- durable-2m:start -->'
-	END='<!-- durable-2m:end -->'
-	if ! grep -qF "$START" "$F"; then
-		printf '\n%s\n%s\n' "$START" "$END" >>"$F"
-	fi
 	printf '%s\n' "$REPORT" >"$WORK/section.md"
-	awk -v start="$START" -v end="$END" -v sec="$WORK/section.md" '
-		$0 == start { print; while ((getline l < sec) > 0) print l; skip = 1; next }
-		$0 == end { skip = 0 }
-		!skip { print }
-	' "$F" >"$WORK/bench.md"
-	mv "$WORK/bench.md" "$F"
-	echo "bench-durable: updated the durable-2m section of $F" >&2
+	write_section durable-2m "$WORK/section.md"
 fi
 awk -v r="$RATIO" 'BEGIN {exit !(r >= 0.8)}'
