@@ -1,11 +1,13 @@
 package dedup
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -23,9 +25,10 @@ import (
 //
 // Outcomes live in memParts partitions by identity-key hash, each entry
 // with its key and slice: an identity has at most one stored outcome, so
-// one map read answers a lookup and one write stores an outcome. bySlice
-// lists the keys stored in each slice, for expiry and scans; it may also
-// list keys since moved to a later slice or deleted, which its users skip.
+// one map read answers a lookup and one write stores an outcome. sliceSet
+// holds every slice that may hold outcomes (and may hold slices whose
+// outcomes have all moved or gone); expiry and scans sweep the partitions,
+// which they do rarely (once per slice width).
 type memBackend struct {
 	wmu sync.Mutex // serializes writers (update, commitPlain, deleteOutbox)
 
@@ -34,7 +37,7 @@ type memBackend struct {
 	parts [memParts]memPart
 
 	mu       sync.RWMutex // guards the fields below against the apply of a writer
-	bySlice  map[uint64][]string
+	sliceSet map[uint64]struct{}
 	kv       map[string]map[string][]byte // state and meta
 	outboxes map[uint64][]byte
 	order    []uint64 // outbox sequences in ascending order, may hold deleted ones
@@ -44,7 +47,7 @@ type memBackend struct {
 
 func newMemBackend() *memBackend {
 	return &memBackend{
-		bySlice:  make(map[uint64][]string),
+		sliceSet: make(map[uint64]struct{}),
 		kv:       make(map[string]map[string][]byte),
 		outboxes: make(map[uint64][]byte),
 	}
@@ -60,11 +63,11 @@ func (m *memBackend) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.bySlice, m.kv, m.outboxes, m.order = nil, nil, nil, nil
+	m.sliceSet, m.kv, m.outboxes, m.order = nil, nil, nil, nil
 	for i := range m.parts {
 		pt := &m.parts[i]
 		pt.mu.Lock()
-		pt.idx, pt.more = nil, nil
+		pt.idx, pt.more, pt.data, pt.dead = nil, nil, nil, 0
 		pt.mu.Unlock()
 	}
 	return nil
@@ -84,7 +87,7 @@ func (m *memBackend) findOutcome(cur, mask uint64, key []byte, fn func(slice uin
 func (m *memBackend) lookup(key []byte, h, cur, mask uint64) ([]byte, bool) {
 	pt := m.partOf(h)
 	pt.mu.RLock()
-	e, ok := pt.get(string(key), h)
+	e, ok := pt.getBytes(key, h)
 	pt.mu.RUnlock()
 	if !ok || e.slice > cur || cur-e.slice > 63 || mask&(1<<(cur-e.slice)) == 0 {
 		return nil, false
@@ -92,14 +95,9 @@ func (m *memBackend) lookup(key []byte, h, cur, mask uint64) ([]byte, bool) {
 	return e.v, true
 }
 
-// moreEntry is an outcome in a partition's side map, with the hash whose
-// slot it waits for.
-type moreEntry struct {
-	e memEntry
-	h uint64
-}
-
-// memEntry is a stored outcome, its key and its slice.
+// memEntry is a stored outcome, its key and its slice: what set stores
+// and get returns (get leaves key empty). v, from get, aliases its
+// partition's data, which is never changed once written.
 type memEntry struct {
 	slice uint64
 	key   string
@@ -180,19 +178,34 @@ func (m *memBackend) deleteOutbox(seqs []uint64) error {
 }
 
 func (m *memBackend) scan(low uint64, fn func(slice uint64, key []byte) error) error {
+	type found struct {
+		slice uint64
+		key   string
+	}
+	var all []found
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, slice := range slices.Sorted(maps.Keys(m.bySlice)) {
-		if slice < low {
-			continue
+	for i := range m.parts {
+		pt := &m.parts[i]
+		pt.mu.RLock()
+		_ = pt.each(func(key []byte, e memEntry) error {
+			if e.slice >= low {
+				all = append(all, found{e.slice, string(key)})
+			}
+			return nil
+		})
+		pt.mu.RUnlock()
+	}
+	m.mu.RUnlock()
+	// Slice by slice, keys in order: what the bbolt backend's buckets give.
+	slices.SortFunc(all, func(a, b found) int {
+		if c := cmp.Compare(a.slice, b.slice); c != 0 {
+			return c
 		}
-		for _, k := range m.bySlice[slice] {
-			if e, ok := m.entry([]byte(k)); !ok || e.slice != slice {
-				continue
-			}
-			if err := fn(slice, []byte(k)); err != nil {
-				return err
-			}
+		return strings.Compare(a.key, b.key)
+	})
+	for _, f := range all {
+		if err := fn(f.slice, []byte(f.key)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -206,16 +219,49 @@ const memParts = 64
 //
 // Outcomes are found by the 64-bit hash of their key (which Commit and
 // Lookup compute anyway, to pick the partition), and checked against the
-// full key they keep. In isolation this costs what a map by full key costs
-// (BenchmarkIndex: about 250 ns per new identity either way on the
-// development machine, dominated by cache misses). An outcome whose hash is taken by another key waits
+// full key they keep. An outcome whose hash is taken by another key waits
 // in more, by full key: so the index stays exact.
+//
+// The index holds no pointers: each outcome's key and value are appended
+// to data and the maps hold their offsets (memRef). The garbage collector
+// never scans the maps, and writing them takes no write barrier — which,
+// with maps a third the size, is what makes this cheaper than a map of
+// keys and value slices (BenchmarkIndex). Bytes in data are written once
+// and never changed, so a value returned by get stays valid after the
+// lock is released; data is compacted into a new array when more than
+// half of it is dead.
 type memPart struct {
 	mu   sync.RWMutex
-	idx  map[uint64]memEntry
-	more map[string]moreEntry // outcomes whose hash slot in idx holds another key
-	_    [64]byte             // keep neighbouring partitions' locks off one cache line
+	idx  map[uint64]memRef
+	more map[string]moreRef // outcomes whose hash slot in idx holds another key
+	data []byte             // the keys and values the maps refer to
+	dead int                // bytes of data no outcome refers to
+	_    [64]byte           // keep neighbouring partitions' locks off one cache line
 }
+
+// memRef is where an outcome is: its key at data[off:], its value right
+// after, and its slice.
+type memRef struct {
+	slice uint64
+	off   uint32
+	klen  uint32
+	vlen  uint32
+}
+
+// moreRef is an outcome in a partition's side map, with the hash whose
+// slot it waits for.
+type moreRef struct {
+	r memRef
+	h uint64
+}
+
+// maxMemPart is the most bytes of keys and values one partition holds
+// (memRef offsets are 32-bit): 4 GiB, 256 GiB for the store.
+const maxMemPart = 1<<32 - 1
+
+// errMemPartFull is returned by a commit that would take a partition past
+// maxMemPart.
+var errMemPartFull = errors.New("memory store partition full: more than 4 GiB of outcomes")
 
 func (m *memBackend) partOf(h uint64) *memPart { return &m.parts[h&(memParts-1)] }
 
@@ -224,7 +270,7 @@ func (m *memBackend) entry(key []byte) (memEntry, bool) {
 	h := xxhash.Sum64(key)
 	pt := m.partOf(h)
 	pt.mu.RLock()
-	e, ok := pt.get(string(key), h)
+	e, ok := pt.getBytes(key, h)
 	pt.mu.RUnlock()
 	return e, ok
 }
@@ -236,88 +282,201 @@ func (m *memBackend) peek(key string) (memEntry, bool) {
 	return m.partOf(h).get(key, h)
 }
 
-// get returns the outcome of key, of hash h. pt.mu or m.wmu must be held.
-func (pt *memPart) get(key string, h uint64) (memEntry, bool) {
-	e, ok := pt.idx[h]
-	if ok && e.key == key {
-		return e, true
-	}
-	if len(pt.more) == 0 {
-		return memEntry{}, false
-	}
-	me, ok := pt.more[key]
-	return me.e, ok
+// keyOf returns r's key, aliasing data.
+func (pt *memPart) keyOf(r memRef) []byte {
+	end := r.off + r.klen
+	return pt.data[r.off:end:end]
 }
 
-// set stores e (whose key hashes to h). pt.mu must be held for writing.
-func (pt *memPart) set(h uint64, e memEntry) {
-	if pt.idx == nil {
-		pt.idx = make(map[uint64]memEntry)
+// entryOf returns r's outcome; v aliases data.
+func (pt *memPart) entryOf(r memRef) memEntry {
+	start := r.off + r.klen
+	end := start + r.vlen
+	return memEntry{slice: r.slice, v: pt.data[start:end:end]}
+}
+
+// find returns the ref of key, of hash h. pt.mu or m.wmu must be held. It
+// does not allocate.
+func find[K string | []byte](pt *memPart, key K, h uint64) (memRef, bool) {
+	r, ok := pt.idx[h]
+	if ok && string(pt.keyOf(r)) == string(key) {
+		return r, true
 	}
-	if old, ok := pt.idx[h]; ok && old.key != e.key {
-		if pt.more == nil {
-			pt.more = make(map[string]moreEntry)
+	if len(pt.more) == 0 {
+		return memRef{}, false
+	}
+	mr, ok := pt.more[string(key)]
+	return mr.r, ok
+}
+
+// get returns the outcome of key, of hash h (e.key is left empty). pt.mu
+// or m.wmu must be held.
+func (pt *memPart) get(key string, h uint64) (memEntry, bool) {
+	r, ok := find(pt, key, h)
+	if !ok {
+		return memEntry{}, false
+	}
+	return pt.entryOf(r), true
+}
+
+// getBytes is get for a key held in bytes.
+func (pt *memPart) getBytes(key []byte, h uint64) (memEntry, bool) {
+	r, ok := find(pt, key, h)
+	if !ok {
+		return memEntry{}, false
+	}
+	return pt.entryOf(r), true
+}
+
+// set stores e (whose key hashes to h), copying e.key and e.v into data.
+// pt.mu must be held for writing. It fails only when the partition is
+// full, and then changes nothing.
+func (pt *memPart) set(h uint64, e memEntry) error { return put(pt, h, e.key, e.slice, e.v) }
+
+// put is set for a key held in a string or in bytes.
+func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte) error {
+	n := len(key) + len(v)
+	if len(pt.data)+n > maxMemPart {
+		pt.compact()
+		if len(pt.data)+n > maxMemPart {
+			return errMemPartFull
 		}
-		pt.more[e.key] = moreEntry{e: e, h: h}
-		return
 	}
-	pt.idx[h] = e
+	if pt.idx == nil {
+		pt.idx = make(map[uint64]memRef)
+	}
+	r := memRef{slice: slice, off: uint32(len(pt.data)), klen: uint32(len(key)), vlen: uint32(len(v))}
+	pt.data = append(append(pt.data, key...), v...)
+	if old, ok := pt.idx[h]; ok && string(pt.keyOf(old)) != string(key) {
+		if pt.more == nil {
+			pt.more = make(map[string]moreRef)
+		}
+		if mr, ok := pt.more[string(key)]; ok {
+			pt.dead += int(mr.r.klen + mr.r.vlen)
+		}
+		pt.more[string(key)] = moreRef{r: r, h: h}
+		return nil
+	} else if ok {
+		pt.dead += int(old.klen + old.vlen)
+	}
+	pt.idx[h] = r
+	return nil
 }
 
 // del deletes the outcome of key, of hash h. pt.mu must be held for
 // writing.
 func (pt *memPart) del(key string, h uint64) {
-	if old, ok := pt.idx[h]; ok && old.key == key {
+	if old, ok := pt.idx[h]; ok && string(pt.keyOf(old)) == key {
 		delete(pt.idx, h)
+		pt.dead += int(old.klen + old.vlen)
 		// Move an outcome waiting for this hash slot into it.
-		for k, me := range pt.more {
-			if me.h == h {
-				pt.idx[h] = me.e
+		for k, mr := range pt.more {
+			if mr.h == h {
+				pt.idx[h] = mr.r
 				delete(pt.more, k)
 				break
 			}
 		}
+	} else if mr, ok := pt.more[key]; ok {
+		pt.dead += int(mr.r.klen + mr.r.vlen)
+		delete(pt.more, key)
+	}
+	if pt.dead > 4096 && pt.dead > len(pt.data)/2 {
+		pt.compact()
+	}
+}
+
+// compact copies the live keys and values into a new data array. Values
+// handed out before stay valid: they alias the old array, which is never
+// written again.
+func (pt *memPart) compact() {
+	if pt.dead == 0 {
 		return
 	}
-	delete(pt.more, key)
+	data := make([]byte, 0, len(pt.data)-pt.dead)
+	move := func(r memRef) memRef {
+		n := r.off + r.klen + r.vlen
+		off := uint32(len(data))
+		data = append(data, pt.data[r.off:n]...)
+		r.off = off
+		return r
+	}
+	for h, r := range pt.idx {
+		pt.idx[h] = move(r)
+	}
+	for k, mr := range pt.more {
+		mr.r = move(mr.r)
+		pt.more[k] = mr
+	}
+	pt.data, pt.dead = data, 0
+}
+
+// each calls fn with every outcome of the partition and its key, which
+// aliases data. pt.mu or m.wmu must be held.
+func (pt *memPart) each(fn func(key []byte, e memEntry) error) error {
+	for _, r := range pt.idx {
+		if err := fn(pt.keyOf(r), pt.entryOf(r)); err != nil {
+			return err
+		}
+	}
+	for _, mr := range pt.more {
+		if err := fn(pt.keyOf(mr.r), pt.entryOf(mr.r)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // store sets or, when e.v is nil, deletes key's outcome and returns what
-// was there. The caller holds m.wmu.
-func (m *memBackend) store(key string, e memEntry) (memEntry, bool) {
+// was there. The caller holds m.wmu; a set also needs m.mu for writing
+// (it adds to sliceSet).
+func (m *memBackend) store(key string, e memEntry) (memEntry, bool, error) {
 	h := xxhash.Sum64String(key)
 	pt := m.partOf(h)
 	pt.mu.Lock()
+	defer pt.mu.Unlock()
 	old, had := pt.get(key, h)
 	if e.v == nil {
 		if had {
 			pt.del(key, h)
 		}
-	} else {
-		e.key = key
-		pt.set(h, e)
+		return old, had, nil
 	}
-	pt.mu.Unlock()
-	return old, had
+	e.key = key
+	if err := pt.set(h, e); err != nil {
+		return old, had, err
+	}
+	m.sliceSet[e.slice] = struct{}{}
+	return old, had, nil
 }
 
-// setOutcome stores v as key's outcome in slice. The caller holds m.wmu
-// and m.mu for writing.
-func (m *memBackend) setOutcome(key string, slice uint64, v []byte) {
-	if old, ok := m.store(key, memEntry{slice: slice, v: v}); !ok || old.slice != slice {
-		m.bySlice[slice] = append(m.bySlice[slice], key)
+// dropSlices forgets every outcome stored in the slices of drop, in one
+// sweep of the partitions. The caller holds m.wmu and m.mu for writing.
+func (m *memBackend) dropSlices(drop map[uint64]bool) {
+	if len(drop) == 0 {
+		return
 	}
-}
-
-// dropSlice forgets every outcome stored in slice. The caller holds m.wmu
-// and m.mu for writing.
-func (m *memBackend) dropSlice(slice uint64) {
-	for _, k := range m.bySlice[slice] {
-		if e, ok := m.peek(k); ok && e.slice == slice {
-			m.store(k, memEntry{})
+	for i := range m.parts {
+		pt := &m.parts[i]
+		var gone []string
+		_ = pt.each(func(key []byte, e memEntry) error {
+			if drop[e.slice] {
+				gone = append(gone, string(key))
+			}
+			return nil
+		})
+		if len(gone) == 0 {
+			continue
 		}
+		pt.mu.Lock()
+		for _, k := range gone {
+			pt.del(k, xxhash.Sum64String(k))
+		}
+		pt.mu.Unlock()
 	}
-	delete(m.bySlice, slice)
+	for slice := range drop {
+		delete(m.sliceSet, slice)
+	}
 }
 
 func (m *memBackend) update(fn func(tx writeTx) error) error {
@@ -332,17 +491,26 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	// The one way applying can fail is a full partition: check first, so
+	// that the transaction applies whole or not at all.
+	var need [memParts]int
+	for k, e := range tx.puts {
+		if e.v != nil {
+			need[xxhash.Sum64String(k)&(memParts-1)] += len(k) + len(e.v)
+		}
+	}
+	for i, n := range need {
+		if pt := &m.parts[i]; n > 0 && len(pt.data)-pt.dead+n > maxMemPart {
+			return errMemPartFull
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for slice := range tx.dropped {
-		m.dropSlice(slice)
-	}
+	m.dropSlices(tx.dropped)
 	for k, e := range tx.puts {
-		if e.v == nil {
-			m.store(k, memEntry{})
-			continue
+		if _, _, err := m.store(k, e); err != nil {
+			return err // cannot happen: checked above
 		}
-		m.setOutcome(k, e.slice, e.v)
 	}
 	for name, kvs := range tx.kv {
 		b := m.kv[name]
@@ -376,19 +544,11 @@ func (m *memBackend) check() error {
 			for i := range m.parts {
 				pt := &m.parts[i]
 				pt.mu.RLock()
-				for _, e := range pt.idx {
-					if err := fn([]byte(e.key), e.v); err != nil {
-						pt.mu.RUnlock()
-						return err
-					}
-				}
-				for _, me := range pt.more {
-					if err := fn([]byte(me.e.key), me.e.v); err != nil {
-						pt.mu.RUnlock()
-						return err
-					}
-				}
+				err := pt.each(func(key []byte, e memEntry) error { return fn(key, e.v) })
 				pt.mu.RUnlock()
+				if err != nil {
+					return err
+				}
 			}
 			return nil
 		case bucketOutbox:
@@ -470,7 +630,7 @@ func (t *memTx) deleteOutcome(slice uint64, key []byte) error {
 
 func (t *memTx) slices() ([]uint64, error) {
 	var out []uint64
-	for slice := range t.m.bySlice {
+	for slice := range t.m.sliceSet {
 		if !t.dropped[slice] {
 			out = append(out, slice)
 		}
@@ -498,7 +658,15 @@ func (t *memTx) deleteSlice(slice uint64) error {
 }
 
 func (t *memTx) forEachOutcome(slice uint64, fn func(k, v []byte) error) error {
-	keys := slices.Clone(t.m.bySlice[slice])
+	var keys []string
+	for i := range t.m.parts {
+		_ = t.m.parts[i].each(func(key []byte, e memEntry) error {
+			if e.slice == slice {
+				keys = append(keys, string(key))
+			}
+			return nil
+		})
+	}
 	for k, e := range t.puts {
 		if e.slice == slice {
 			keys = append(keys, k)
@@ -581,44 +749,34 @@ func plainBatch(b *onceflow.CommitBatch) bool {
 	return true
 }
 
-// memUndo is an expired outcome commitPlain overwrote, to restore on
-// failure.
+// memUndo is an expired outcome commitPlain overwrote (the outcome of the
+// batch's record i), to restore on failure.
 type memUndo struct {
-	key string
+	i   int32
 	old memEntry
 }
 
 // commitPlain commits a plain batch (see plainBatch) in one pass: per
 // record one map read and, for a new identity, one map write, each under
 // its partition's lock only, so that lookups go on during the commit. It
-// fills sc.dup and sc.stored as putRecords does. The keys of the batch
-// share one string and the values one buffer, so a batch costs a few
-// allocations however many records it has.
+// fills sc.dup and sc.stored as putRecords does. Keys and values are
+// copied into the partitions' data, so a batch allocates nothing but what
+// the partitions grow by.
 //
 // A stored record that cannot be decoded (which only a bug can cause: the
-// memory backend encodes every record itself) fails the commit, and every
-// write is undone.
+// memory backend encodes every record itself) or a full partition fails
+// the commit, and every write is undone.
 func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur, live, commits uint64) error {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
 	if m.closed {
 		return errors.New("memory store closed")
 	}
-	keys := string(sc.keyBuf)
-	size := 0
-	for i := range b.Records {
-		size += recordSize(&b.Records[i])
-	}
-	vals := make([]byte, 0, size)
 	sc.undo, sc.ins = sc.undo[:0], sc.ins[:0]
 	// Visit the records partition by partition (in batch order within
 	// each, so that the first of equal identities is stored), taking each
 	// partition's lock once.
 	n := len(b.Records)
-	sc.offs = slices.Grow(sc.offs[:0], n+1)[:n+1]
-	for i := range n {
-		sc.offs[i+1] = sc.offs[i] + len(sc.keys[i])
-	}
 	var counts [memParts + 1]int
 	for i := range n {
 		counts[sc.hashes[i]&(memParts-1)+1]++
@@ -640,26 +798,27 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 		pt := &m.parts[k]
 		pt.mu.Lock()
 		for _, i := range sc.order[counts[k]:counts[k+1]] {
-			key := keys[sc.offs[i]:sc.offs[i+1]]
-			e, ok := pt.get(key, sc.hashes[i])
+			key, h := sc.keys[i], sc.hashes[i]
+			e, ok := pt.getBytes(key, h)
 			if ok && e.slice <= cur && cur-e.slice <= 63 && live&(1<<(cur-e.slice)) != 0 {
 				rec, err := decodeRecord(e.v)
 				if err != nil {
 					pt.mu.Unlock()
-					m.undo(keys, sc)
-					return fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err)
+					return errors.Join(fmt.Errorf("stored record of %v: %w", b.Records[i].ID, err), m.undo(sc))
 				}
 				sc.dup[i] = true
 				sc.stored[i] = rec.outcome(true)
 				continue
 			}
 			rec := recordOf(&b.Records[i])
-			start := len(vals)
-			vals = appendRecord(vals, &rec)
-			pt.set(sc.hashes[i], memEntry{slice: cur, key: key, v: vals[start:len(vals):len(vals)]})
+			sc.vals = appendRecord(sc.vals[:0], &rec)
+			if err := put(pt, h, key, cur, sc.vals); err != nil {
+				pt.mu.Unlock()
+				return errors.Join(err, m.undo(sc))
+			}
 			sc.ins = append(sc.ins, int32(i))
 			if ok { // an expired outcome, overwritten
-				sc.undo = append(sc.undo, memUndo{key: key, old: e})
+				sc.undo = append(sc.undo, memUndo{i: int32(i), old: e})
 			}
 		}
 		pt.mu.Unlock()
@@ -668,11 +827,9 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 	defer m.mu.Unlock()
 	// Every outcome inserted is new to the current slice: one there would
 	// have been live, a duplicate.
-	list := m.bySlice[cur]
-	for _, i := range sc.ins {
-		list = append(list, keys[sc.offs[i]:sc.offs[i+1]])
+	if len(sc.ins) > 0 {
+		m.sliceSet[cur] = struct{}{}
 	}
-	m.bySlice[cur] = list
 	meta := m.kv[bucketMeta]
 	if meta == nil {
 		meta = make(map[string][]byte)
@@ -683,13 +840,22 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 	return nil
 }
 
-// undo removes what commitPlain inserted (sc.ins, keys in keys at sc.offs)
-// and restores the expired outcomes it overwrote (sc.undo).
-func (m *memBackend) undo(keys string, sc *commitScratch) {
+// undo removes what commitPlain inserted (sc.ins) and restores the expired
+// outcomes it overwrote (sc.undo). Restoring cannot run out of room: the
+// outcomes it restores were in the partitions before the commit.
+func (m *memBackend) undo(sc *commitScratch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, i := range sc.ins {
-		m.store(keys[sc.offs[i]:sc.offs[i+1]], memEntry{})
+		if _, _, err := m.store(string(sc.keys[i]), memEntry{}); err != nil {
+			return err
+		}
 	}
 	for _, u := range sc.undo {
-		m.store(u.key, u.old)
+		if _, _, err := m.store(string(sc.keys[u.i]), u.old); err != nil {
+			return fmt.Errorf("undoing a failed commit: %w", err)
+		}
 	}
+	clear(sc.undo)
+	return nil
 }

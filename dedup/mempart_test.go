@@ -42,8 +42,8 @@ func TestMemPartCollisions(t *testing.T) {
 	if _, ok := pt.get("a", h); ok {
 		t.Fatal("a still found after del")
 	}
-	if e, ok := pt.idx[h]; !ok || e.key != "b" {
-		t.Fatalf("slot after deleting its holder = %+v, %v; want b moved in", e, ok)
+	if r, ok := pt.idx[h]; !ok || string(pt.keyOf(r)) != "b" {
+		t.Fatalf("slot after deleting its holder = %q, %v; want b moved in", pt.keyOf(r), ok)
 	}
 	if len(pt.more) != 0 {
 		t.Fatalf("side table keeps %d entries, want 0", len(pt.more))
@@ -55,6 +55,56 @@ func TestMemPartCollisions(t *testing.T) {
 	}
 	if e, ok := pt.get("c", h+1); !ok || string(e.v) != "C" {
 		t.Fatalf("c = %+v, %v", e, ok)
+	}
+}
+
+// TestMemPartCompact: deleting most outcomes compacts the partition's
+// data; what is left reads back the same, and a value read before the
+// compaction keeps its bytes.
+func TestMemPartCompact(t *testing.T) {
+	var pt memPart
+	val := func(i int) []byte { return []byte(strings.Repeat(strconv.Itoa(i), 10)) }
+	const n = 2000
+	for i := range n {
+		if err := pt.set(uint64(i), memEntry{slice: uint64(i % 3), key: "key" + strconv.Itoa(i), v: val(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two keys that collide on one hash slot, the later in the side map.
+	for _, k := range []string{"x", "y"} {
+		if err := pt.set(1<<40, memEntry{slice: 7, key: k, v: []byte(k + k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := pt.get("key1", 1)
+	kept := slices.Clone(before.v)
+	full := len(pt.data)
+	for i := range n {
+		if i%10 != 0 && i != 1 {
+			pt.del("key"+strconv.Itoa(i), uint64(i))
+		}
+	}
+	if len(pt.data) >= full/2 {
+		t.Fatalf("data is %d bytes of %d after deleting 90%% of the outcomes: not compacted", len(pt.data), full)
+	}
+	if pt.dead > len(pt.data) {
+		t.Fatalf("dead %d > data %d after compaction", pt.dead, len(pt.data))
+	}
+	if !bytes.Equal(before.v, kept) {
+		t.Fatalf("a value read before compaction changed: %q, want %q", before.v, kept)
+	}
+	for i := range n {
+		e, ok := pt.get("key"+strconv.Itoa(i), uint64(i))
+		if want := i%10 == 0 || i == 1; ok != want {
+			t.Fatalf("key%d found %v, want %v", i, ok, want)
+		} else if ok && (!bytes.Equal(e.v, val(i)) || e.slice != uint64(i%3)) {
+			t.Fatalf("key%d = slice %d %q after compaction", i, e.slice, e.v)
+		}
+	}
+	for _, k := range []string{"x", "y"} {
+		if e, ok := pt.get(k, 1<<40); !ok || string(e.v) != k+k {
+			t.Fatalf("colliding key %s = %q, %v after compaction", k, e.v, ok)
+		}
 	}
 }
 
