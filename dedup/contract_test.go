@@ -174,6 +174,51 @@ func TestLookupAfterCommit(t *testing.T) {
 	})
 }
 
+// TestLookupBatch: LookupBatch answers what Lookup answers, identity by
+// identity, for committed, dead-lettered, expired and unknown identities,
+// repeated ones included; it refuses result slices shorter than ids.
+func TestLookupBatch(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k kind) {
+		clk := newClock()
+		const width = time.Hour
+		s := k.open(t, dedup.WithClock(clk.Now), dedup.WithWindow(2*width), dedup.WithSlices(2))
+		t0 := clk.Now().Truncate(width)
+		clk.Set(t0)
+		commit(t, s, done("old", "o"))
+		clk.Set(t0.Add(width))
+		dl := onceflow.Record{ID: ident("dead"), Outcome: onceflow.Outcome{Status: onceflow.StatusDeadLettered, Attempts: 3, ErrorClass: "x"},
+			DeadLetter: &onceflow.DeadLetter{Raw: []byte(`{}`), Reason: "exhausted"}}
+		commit(t, s, done("a", "ra"), done("b", ""), dl)
+		check := func(when string) {
+			t.Helper()
+			var ids []onceflow.Identity
+			for _, id := range []string{"a", "missing", "b", "dead", "old", "a"} {
+				ids = append(ids, ident(id))
+			}
+			outs := make([]onceflow.Outcome, len(ids))
+			found := make([]bool, len(ids))
+			if err := s.LookupBatch(ids, outs, found); err != nil {
+				t.Fatalf("%s: LookupBatch: %v", when, err)
+			}
+			if !found[0] || !found[5] || found[1] || !found[3] {
+				t.Errorf("%s: found %v; want a (twice) and dead found, missing not", when, found)
+			}
+			for i, id := range ids {
+				out, ok := lookup(t, s, id.ID)
+				if found[i] != ok || !sameOutcome(outs[i], out) {
+					t.Errorf("%s: LookupBatch[%d] (%s) = %+v, %v; Lookup = %+v, %v", when, i, id.ID, outs[i], found[i], out, ok)
+				}
+			}
+		}
+		check("old live")
+		clk.Set(t0.Add(3 * width)) // old's slice has expired
+		check("old expired")
+		if err := s.LookupBatch([]onceflow.Identity{ident("a")}, nil, make([]bool, 1)); err == nil {
+			t.Error("LookupBatch into no outcomes: no error")
+		}
+	})
+}
+
 func TestDuplicateKeepsFirst(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k kind) {
 		s := k.open(t)

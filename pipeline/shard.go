@@ -100,6 +100,7 @@ type shard struct {
 	spare          []*outBatch
 	fx             onceflow.Effects
 	pending        map[uint64]claim        // by identity hash: handled, not yet committed
+	pre            prefetch                // store answers for the chunk being handled
 	overlay        map[string]overlayEntry // state written by pending events
 	stateReader    shardState
 	parked         map[string]*keyQueue // keys waiting for a retry
@@ -111,6 +112,17 @@ type shard struct {
 	gaps           gapHeap
 	heldTotal      int // events held for sequence ordering
 	heldMem        int // of which held in memory, accepted and not yet acknowledged
+}
+
+// prefetch holds the store's answers for the fresh events of one chunk,
+// asked in one LookupBatch call before the chunk is handled; at is the
+// index of the event being dispatched, or -1 when handle must ask the
+// store itself.
+type prefetch struct {
+	ids   []onceflow.Identity
+	outs  []onceflow.Outcome
+	found []bool
+	at    int
 }
 
 // claim marks an identity handled by this shard and not yet committed: a
@@ -141,6 +153,7 @@ func newShard(p *Pipeline, idx, maxEvents, maxBytes int) *shard {
 		rnd:        rand.New(rand.NewPCG(p.cfg.seed, uint64(idx))),
 	}
 	s.items.chunkCap = max(p.cfg.batch, 64)
+	s.pre.at = -1
 	s.linger.Stop()
 	s.retryTimer.Stop()
 	if p.cfg.store != nil {

@@ -23,3 +23,18 @@ type Store interface {
 	// of b may be treated as committed.
 	Commit(b *onceflow.CommitBatch) error
 }
+
+// BatchLookup is an optional interface of a Store that answers many
+// lookups in one call for less than as many Lookup calls (dedup.Store
+// implements it). When the store has it, a worker asks it for every fresh
+// event of a chunk before handling the chunk: an answer is then as old as
+// the chunk's start, which changes nothing, since a commit of the shard's
+// own events becomes visible to its worker only between chunks (its
+// claims answer until then) and the events of other shards were never
+// ordered with this shard's.
+type BatchLookup interface {
+	// LookupBatch sets outs[i] and found[i] to what Lookup(ids[i])
+	// returns; outs and found are at least as long as ids. An error
+	// leaves them undefined.
+	LookupBatch(ids []onceflow.Identity, outs []onceflow.Outcome, found []bool) error
+}

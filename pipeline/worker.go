@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -122,7 +123,12 @@ func (s *shard) work(ctx context.Context) {
 	}
 	seq := p.cfg.seq != nil
 	direct := p.cfg.canRunDirect()
+	var bl BatchLookup
+	if !seq && !p.cfg.hooks.SkipDedup {
+		bl, _ = p.cfg.store.(BatchLookup)
+	}
 	for k, c := range s.taken {
+		pre := bl != nil && s.prefetch(bl, c)
 		for i := 0; i < len(c); i++ {
 			if direct && len(s.parked) == 0 {
 				var res []byte
@@ -142,7 +148,11 @@ func (s *shard) work(ctx context.Context) {
 			if seq && !c[i].redrive() {
 				s.sequenced(ctx, pitem{item: c[i]}, ob, now)
 			} else {
+				if pre {
+					s.pre.at = i
+				}
 				s.dispatchItem(ctx, &c[i], ob, now)
+				s.pre.at = -1
 			}
 		}
 		clear(c)
@@ -152,6 +162,23 @@ func (s *shard) work(ctx context.Context) {
 	s.taken = s.taken[:0]
 	s.armRetry()
 	s.finish(ctx, ob)
+}
+
+// prefetch asks bl for the committed outcomes of c's events, into s.pre.
+// It reports false when the store failed: handle then asks it event by
+// event, and reports each error on its event.
+func (s *shard) prefetch(bl BatchLookup, c []item) bool {
+	pr := &s.pre
+	pr.ids = pr.ids[:0]
+	for i := range c {
+		pr.ids = append(pr.ids, c[i].ev.Identity())
+	}
+	n := len(c)
+	pr.outs = slices.Grow(pr.outs[:0], n)[:n]
+	pr.found = slices.Grow(pr.found[:0], n)[:n]
+	err := bl.LookupBatch(pr.ids, pr.outs, pr.found)
+	clear(pr.ids) // keep no event's strings alive
+	return err == nil
 }
 
 // dispatchItem is dispatch for an item fresh from the intake.
@@ -231,7 +258,14 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 			s.nDup++
 			return false, 0
 		}
-		out, found, err := p.cfg.store.Lookup(id)
+		var out onceflow.Outcome
+		var found bool
+		var err error
+		if s.pre.at >= 0 {
+			out, found = s.pre.outs[s.pre.at], s.pre.found[s.pre.at]
+		} else {
+			out, found, err = p.cfg.store.Lookup(id)
+		}
 		if err != nil {
 			ob.add(entry{it: it, kind: kindNack, err: fmt.Errorf("%w: lookup: %w", onceflow.ErrStorage, err)})
 			s.failed.Add(1)
