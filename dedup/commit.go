@@ -28,8 +28,7 @@ type commitScratch struct {
 	aux    []byte             // other keys written: outbox sequences, checkpoint names
 	writes []onceflow.StateWrite
 	undo   []memUndo // the memory backend's plain commit: expired outcomes overwritten,
-	ins    []int32   // records inserted,
-	offs   []int     // and the key offsets in keyBuf
+	ins    []int32   // and records inserted
 	sorted []sortEntry
 }
 

@@ -17,7 +17,8 @@ import (
 // memBackend keeps a Store's buckets in maps. Commits are atomic — a
 // transaction buffers its writes and applies them at the end; a batch of
 // plain outcomes is written partition by partition and undone if a stored
-// record fails to decode (only a bug could cause that) — but not durable,
+// record fails to decode (only a bug could cause that) or a partition
+// would pass 4 GiB of keys and values — but not durable,
 // and a concurrent lookup may see a commit's outcomes before the commit
 // returns: the store writes each value once and never changes it, so what
 // a lookup sees is final unless that commit fails, which is fatal to the

@@ -339,8 +339,3 @@ func appendUvarintField(dst []byte, tag, v uint64) []byte {
 	var b [binary.MaxVarintLen64]byte
 	return appendField(dst, tag, b[:binary.PutUvarint(b[:], v)])
 }
-
-// recordSize bounds the encoded size of r's record, for sizing buffers.
-func recordSize(r *onceflow.Record) int {
-	return 64 + len(r.Outcome.ErrorClass) + len(r.Outcome.Result)
-}
