@@ -248,14 +248,16 @@ func (s *Store) Commit(b *onceflow.CommitBatch) error {
 		}
 		stored++
 		if r.Redrive || r.Release {
-			// The cache may hold the replaced outcome: Del is
-			// applied at once and ordered before this Set, which may
-			// be dropped (a miss) but never leaves the old outcome.
+			// The cache may hold the replaced outcome (a lookup
+			// read it): Del is applied at once. A lookup that read
+			// the old outcome before this commit and caches it after
+			// the Del can leave it there until it is evicted; that
+			// needs a copy of a redriven or released event looked up
+			// during its commit, and gives that copy the old outcome
+			// as its answer; Commit still keeps the new one, so no
+			// transactional effect happens twice. (The cache had the
+			// same race when commits filled it.)
 			s.cache.del(sc.hashes[i])
-		}
-		if s.cache != nil {
-			rec := recordOf(r)
-			s.cache.set(sc.hashes[i], sc.keys[i], cur, &rec)
 		}
 	}
 	if expireNow {

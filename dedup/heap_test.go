@@ -25,7 +25,7 @@ func liveHeap() uint64 {
 //
 // The filters are allocated at their full size when a slice gets its
 // first identity, so the quick run (the default) touches every filter and
-// fills the cache; ONCEFLOW_HEAVY=1 also adds 10M identities per window to
+// fills the cache (by looking up committed identities: commits do not); ONCEFLOW_HEAVY=1 also adds 10M identities per window to
 // the filters and checks that none overflows.
 //
 // ONCEFLOW_HEAVY=1 go test -run TestWindowHeap10M -v ./dedup/
@@ -62,16 +62,22 @@ func TestWindowHeap10M(t *testing.T) {
 		t.Logf("filters filled to %.3f of their capacity", st.BloomFill)
 	}
 
-	// Fill the cache: commit as many identities, letting ristretto apply
-	// each batch before the next so that none is dropped. (In the heavy
-	// run they overfill the current slice: its chained filters count in
-	// the cache's figure.)
+	// Fill the cache: commit as many identities and look each up once
+	// (the store read caches it), letting ristretto apply each batch
+	// before the next so that none is dropped. (In the heavy run they
+	// overfill the current slice: its chained filters count in the
+	// cache's figure.)
 	for i := 0; i < cacheItems; i += 1000 {
 		recs := benchRecords(9, uint64(i), 1000)
 		for j := range recs {
 			recs[j].Outcome.Result = []byte(`{"ok":true}`)
 		}
 		commit(t, s, recs...)
+		for _, r := range recs {
+			if _, ok, err := s.Lookup(r.ID); err != nil || !ok {
+				t.Fatalf("Lookup(%v) after its commit = %v, %v", r.ID, ok, err)
+			}
+		}
 		dedup.WaitCache(s)
 	}
 	full := liveHeap()

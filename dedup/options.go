@@ -127,8 +127,10 @@ func WithFalsePositiveRate(p float64) Option {
 }
 
 // WithCacheItems sets how many recent outcomes the in-memory cache holds;
-// 0 disables the cache. The cache is advisory: a miss or a dropped entry
-// costs a store read, never a wrong answer.
+// 0 disables the cache. The cache holds the outcomes that lookups read
+// from the store (not what commits write), so the second and later
+// duplicates of an identity are answered without a read. It is advisory:
+// a miss or a dropped entry costs a store read, never a wrong answer.
 //
 // Memory, measured by TestWindowHeap10M: about 270 bytes per cached item
 // with a 53-byte identity key and an 11-byte result (ristretto's ~155
