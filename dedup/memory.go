@@ -17,8 +17,8 @@ import (
 // memBackend keeps a Store's buckets in maps. Commits are atomic — a
 // transaction buffers its writes and applies them at the end; a batch of
 // plain outcomes is written partition by partition and undone if a stored
-// record fails to decode (only a bug could cause that) or a partition
-// would pass 4 GiB of keys and values — but not durable,
+// record fails to decode (only a bug could cause that) or an outcome is
+// 4 GiB or more — but not durable,
 // and a concurrent lookup may see a commit's outcomes before the commit
 // returns: the store writes each value once and never changes it, so what
 // a lookup sees is final unless that commit fails, which is fatal to the
@@ -68,7 +68,7 @@ func (m *memBackend) close() error {
 	for i := range m.parts {
 		pt := &m.parts[i]
 		pt.mu.Lock()
-		pt.idx, pt.more, pt.data, pt.dead = nil, nil, nil, 0
+		pt.idx, pt.more, pt.blocks, pt.size, pt.dead = nil, nil, nil, 0, 0
 		pt.mu.Unlock()
 	}
 	return nil
@@ -223,46 +223,39 @@ const memParts = 64
 // full key they keep. An outcome whose hash is taken by another key waits
 // in more, by full key: so the index stays exact.
 //
-// The index holds no pointers: each outcome's key and value are appended
-// to data and the maps hold their offsets (memRef). The garbage collector
-// never scans the maps, and writing them takes no write barrier — which,
-// with maps a third the size, is what makes this cheaper than a map of
-// keys and value slices (BenchmarkIndex). Bytes in data are written once
-// and never changed, so a value returned by get stays valid after the
-// lock is released; data is compacted into a new array when more than
-// half of it is dead.
+// The index holds no pointers: each outcome (its slice, key and value) is
+// appended to a block of bytes, and the maps hold only its position (a
+// uint64: block and offset). The garbage collector never scans the maps
+// or the blocks, writing them takes no write barrier, a map slot is 16
+// bytes, and blocks are never copied to grow — which makes this cheaper
+// than a map of keys and value slices (BenchmarkIndex). Bytes in a block
+// are written once and never changed, so a value returned by get stays
+// valid after the lock is released; the blocks are compacted into new
+// ones when more than half of what they hold is dead.
 type memPart struct {
-	mu   sync.RWMutex
-	idx  map[uint64]memRef
-	more map[string]moreRef // outcomes whose hash slot in idx holds another key
-	data []byte             // the keys and values the maps refer to
-	dead int                // bytes of data no outcome refers to
-	_    [64]byte           // keep neighbouring partitions' locks off one cache line
-}
-
-// memRef is where an outcome is: its key at data[off:], its value right
-// after, and its slice.
-type memRef struct {
-	slice uint64
-	off   uint32
-	klen  uint32
-	vlen  uint32
+	mu     sync.RWMutex
+	idx    map[uint64]uint64  // key hash → position
+	more   map[string]moreRef // outcomes whose hash slot in idx holds another key
+	blocks [][]byte           // the outcomes, appended
+	size   int                // bytes in blocks
+	dead   int                // of which no outcome refers to
+	_      [64]byte           // keep neighbouring partitions' locks off one cache line
 }
 
 // moreRef is an outcome in a partition's side map, with the hash whose
 // slot it waits for.
 type moreRef struct {
-	r memRef
-	h uint64
+	pos uint64
+	h   uint64
 }
 
-// maxMemPart is the most bytes of keys and values one partition holds
-// (memRef offsets are 32-bit): 4 GiB, 256 GiB for the store.
-const maxMemPart = 1<<32 - 1
+// memBlock is the size of a partition's blocks; an outcome of more than a
+// quarter of it gets a block of its own.
+const memBlock = 64 << 10
 
-// errMemPartFull is returned by a commit that would take a partition past
-// maxMemPart.
-var errMemPartFull = errors.New("memory store partition full: more than 4 GiB of outcomes")
+// errOutcomeTooLarge is returned by a commit of an outcome (key, result
+// and error class) of 4 GiB or more.
+var errOutcomeTooLarge = errors.New("memory store: outcome of 4 GiB or more")
 
 func (m *memBackend) partOf(h uint64) *memPart { return &m.parts[h&(memParts-1)] }
 
@@ -283,145 +276,187 @@ func (m *memBackend) peek(key string) (memEntry, bool) {
 	return m.partOf(h).get(key, h)
 }
 
-// keyOf returns r's key, aliasing data.
-func (pt *memPart) keyOf(r memRef) []byte {
-	end := r.off + r.klen
-	return pt.data[r.off:end:end]
+// at decodes the outcome at pos: its key and its entry, whose v aliases
+// the block. An outcome is uvarint(slice) uvarint(len(key))
+// uvarint(len(value)) key value.
+func (pt *memPart) at(pos uint64) (key []byte, e memEntry, n int) {
+	b := pt.blocks[pos>>32][uint32(pos):]
+	slice, n1 := binary.Uvarint(b)
+	klen, n2 := binary.Uvarint(b[n1:])
+	vlen, n3 := binary.Uvarint(b[n1+n2:])
+	k := n1 + n2 + n3
+	v := k + int(klen)
+	end := v + int(vlen)
+	return b[k:v:v], memEntry{slice: slice, v: b[v:end:end]}, end
 }
 
-// entryOf returns r's outcome; v aliases data.
-func (pt *memPart) entryOf(r memRef) memEntry {
-	start := r.off + r.klen
-	end := start + r.vlen
-	return memEntry{slice: r.slice, v: pt.data[start:end:end]}
-}
-
-// find returns the ref of key, of hash h. pt.mu or m.wmu must be held. It
-// does not allocate.
-func find[K string | []byte](pt *memPart, key K, h uint64) (memRef, bool) {
-	r, ok := pt.idx[h]
-	if ok && string(pt.keyOf(r)) == string(key) {
-		return r, true
+// find returns the position of key, of hash h. pt.mu or m.wmu must be
+// held. It does not allocate.
+func find[K string | []byte](pt *memPart, key K, h uint64) (uint64, bool) {
+	pos, ok := pt.idx[h]
+	if ok {
+		if k, _, _ := pt.at(pos); string(k) == string(key) {
+			return pos, true
+		}
 	}
 	if len(pt.more) == 0 {
-		return memRef{}, false
+		return 0, false
 	}
 	mr, ok := pt.more[string(key)]
-	return mr.r, ok
+	return mr.pos, ok
 }
 
 // get returns the outcome of key, of hash h (e.key is left empty). pt.mu
 // or m.wmu must be held.
 func (pt *memPart) get(key string, h uint64) (memEntry, bool) {
-	r, ok := find(pt, key, h)
+	pos, ok := find(pt, key, h)
 	if !ok {
 		return memEntry{}, false
 	}
-	return pt.entryOf(r), true
+	_, e, _ := pt.at(pos)
+	return e, true
 }
 
 // getBytes is get for a key held in bytes.
 func (pt *memPart) getBytes(key []byte, h uint64) (memEntry, bool) {
-	r, ok := find(pt, key, h)
+	pos, ok := find(pt, key, h)
 	if !ok {
 		return memEntry{}, false
 	}
-	return pt.entryOf(r), true
+	_, e, _ := pt.at(pos)
+	return e, true
 }
 
-// set stores e (whose key hashes to h), copying e.key and e.v into data.
-// pt.mu must be held for writing. It fails only when the partition is
-// full, and then changes nothing.
+// set stores e (whose key hashes to h), copying e.key and e.v into a
+// block. pt.mu must be held for writing. It fails only for an outcome of
+// 4 GiB or more, and then changes nothing.
 func (pt *memPart) set(h uint64, e memEntry) error { return put(pt, h, e.key, e.slice, e.v) }
 
 // put is set for a key held in a string or in bytes.
 func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte) error {
-	n := len(key) + len(v)
-	if len(pt.data)+n > maxMemPart {
-		pt.compact()
-		if len(pt.data)+n > maxMemPart {
-			return errMemPartFull
-		}
+	blocks, pos, n, err := appendOutcome(pt.blocks, slice, key, v)
+	if err != nil {
+		return err
 	}
+	pt.blocks = blocks
+	pt.size += n
 	if pt.idx == nil {
-		pt.idx = make(map[uint64]memRef)
+		pt.idx = make(map[uint64]uint64)
 	}
-	r := memRef{slice: slice, off: uint32(len(pt.data)), klen: uint32(len(key)), vlen: uint32(len(v))}
-	pt.data = append(append(pt.data, key...), v...)
-	if old, ok := pt.idx[h]; ok && string(pt.keyOf(old)) != string(key) {
+	if old, ok := pt.idx[h]; ok {
+		k, _, n := pt.at(old)
+		if string(k) == string(key) {
+			pt.dead += n
+			pt.idx[h] = pos
+			return nil
+		}
 		if pt.more == nil {
 			pt.more = make(map[string]moreRef)
 		}
 		if mr, ok := pt.more[string(key)]; ok {
-			pt.dead += int(mr.r.klen + mr.r.vlen)
+			_, _, n := pt.at(mr.pos)
+			pt.dead += n
 		}
-		pt.more[string(key)] = moreRef{r: r, h: h}
+		pt.more[string(key)] = moreRef{pos: pos, h: h}
 		return nil
-	} else if ok {
-		pt.dead += int(old.klen + old.vlen)
 	}
-	pt.idx[h] = r
+	pt.idx[h] = pos
 	return nil
+}
+
+// appendOutcome writes an outcome into the last of blocks, or a new one,
+// and returns the blocks, its position and its size.
+func appendOutcome[K string | []byte](blocks [][]byte, slice uint64, key K, v []byte) ([][]byte, uint64, int, error) {
+	var hdr [3 * binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(hdr[:], slice)
+	h += binary.PutUvarint(hdr[h:], uint64(len(key)))
+	h += binary.PutUvarint(hdr[h:], uint64(len(v)))
+	n := h + len(key) + len(v)
+	if uint64(n) >= 1<<32 {
+		return blocks, 0, 0, errOutcomeTooLarge
+	}
+	last := len(blocks) - 1
+	if last < 0 || cap(blocks[last])-len(blocks[last]) < n {
+		blocks = append(blocks, make([]byte, 0, max(n, memBlock)))
+		last++
+	}
+	b := blocks[last]
+	pos := uint64(last)<<32 | uint64(len(b))
+	blocks[last] = append(append(append(b, hdr[:h]...), key...), v...)
+	return blocks, pos, n, nil
 }
 
 // del deletes the outcome of key, of hash h. pt.mu must be held for
 // writing.
 func (pt *memPart) del(key string, h uint64) {
-	if old, ok := pt.idx[h]; ok && string(pt.keyOf(old)) == key {
-		delete(pt.idx, h)
-		pt.dead += int(old.klen + old.vlen)
-		// Move an outcome waiting for this hash slot into it.
-		for k, mr := range pt.more {
-			if mr.h == h {
-				pt.idx[h] = mr.r
-				delete(pt.more, k)
-				break
+	if old, ok := pt.idx[h]; ok {
+		if k, _, n := pt.at(old); string(k) == key {
+			delete(pt.idx, h)
+			pt.dead += n
+			// Move an outcome waiting for this hash slot into it.
+			for k, mr := range pt.more {
+				if mr.h == h {
+					pt.idx[h] = mr.pos
+					delete(pt.more, k)
+					break
+				}
 			}
+			pt.compactIfSparse()
+			return
 		}
-	} else if mr, ok := pt.more[key]; ok {
-		pt.dead += int(mr.r.klen + mr.r.vlen)
-		delete(pt.more, key)
 	}
-	if pt.dead > 4096 && pt.dead > len(pt.data)/2 {
+	if mr, ok := pt.more[key]; ok {
+		_, _, n := pt.at(mr.pos)
+		pt.dead += n
+		delete(pt.more, key)
+		pt.compactIfSparse()
+	}
+}
+
+// compactIfSparse compacts the blocks when more than half of what they
+// hold is dead.
+func (pt *memPart) compactIfSparse() {
+	if pt.dead > memBlock && pt.dead > pt.size/2 {
 		pt.compact()
 	}
 }
 
-// compact copies the live keys and values into a new data array. Values
-// handed out before stay valid: they alias the old array, which is never
-// written again.
+// compact copies the live outcomes into new blocks. Values handed out
+// before stay valid: they alias the old blocks, which are never written
+// again.
 func (pt *memPart) compact() {
-	if pt.dead == 0 {
-		return
+	var blocks [][]byte
+	size := 0
+	move := func(pos uint64) uint64 {
+		k, e, _ := pt.at(pos)
+		var n int
+		// Cannot fail: the outcome was stored before.
+		blocks, pos, n, _ = appendOutcome(blocks, e.slice, k, e.v)
+		size += n
+		return pos
 	}
-	data := make([]byte, 0, len(pt.data)-pt.dead)
-	move := func(r memRef) memRef {
-		n := r.off + r.klen + r.vlen
-		off := uint32(len(data))
-		data = append(data, pt.data[r.off:n]...)
-		r.off = off
-		return r
-	}
-	for h, r := range pt.idx {
-		pt.idx[h] = move(r)
+	for h, pos := range pt.idx {
+		pt.idx[h] = move(pos)
 	}
 	for k, mr := range pt.more {
-		mr.r = move(mr.r)
+		mr.pos = move(mr.pos)
 		pt.more[k] = mr
 	}
-	pt.data, pt.dead = data, 0
+	pt.blocks, pt.size, pt.dead = blocks, size, 0
 }
 
 // each calls fn with every outcome of the partition and its key, which
-// aliases data. pt.mu or m.wmu must be held.
+// aliases a block. pt.mu or m.wmu must be held.
 func (pt *memPart) each(fn func(key []byte, e memEntry) error) error {
-	for _, r := range pt.idx {
-		if err := fn(pt.keyOf(r), pt.entryOf(r)); err != nil {
+	for _, pos := range pt.idx {
+		k, e, _ := pt.at(pos)
+		if err := fn(k, e); err != nil {
 			return err
 		}
 	}
 	for _, mr := range pt.more {
-		if err := fn(pt.keyOf(mr.r), pt.entryOf(mr.r)); err != nil {
+		k, e, _ := pt.at(mr.pos)
+		if err := fn(k, e); err != nil {
 			return err
 		}
 	}
@@ -492,17 +527,11 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	// The one way applying can fail is a full partition: check first, so
-	// that the transaction applies whole or not at all.
-	var need [memParts]int
+	// The one way applying can fail is an outcome too large to store:
+	// check first, so that the transaction applies whole or not at all.
 	for k, e := range tx.puts {
-		if e.v != nil {
-			need[xxhash.Sum64String(k)&(memParts-1)] += len(k) + len(e.v)
-		}
-	}
-	for i, n := range need {
-		if pt := &m.parts[i]; n > 0 && len(pt.data)-pt.dead+n > maxMemPart {
-			return errMemPartFull
+		if uint64(len(k)+len(e.v))+3*binary.MaxVarintLen64 >= 1<<32 {
+			return errOutcomeTooLarge
 		}
 	}
 	m.mu.Lock()

@@ -42,8 +42,10 @@ func TestMemPartCollisions(t *testing.T) {
 	if _, ok := pt.get("a", h); ok {
 		t.Fatal("a still found after del")
 	}
-	if r, ok := pt.idx[h]; !ok || string(pt.keyOf(r)) != "b" {
-		t.Fatalf("slot after deleting its holder = %q, %v; want b moved in", pt.keyOf(r), ok)
+	if pos, ok := pt.idx[h]; !ok {
+		t.Fatal("slot empty after deleting its holder; want b moved in")
+	} else if k, _, _ := pt.at(pos); string(k) != "b" {
+		t.Fatalf("slot after deleting its holder = %q; want b moved in", k)
 	}
 	if len(pt.more) != 0 {
 		t.Fatalf("side table keeps %d entries, want 0", len(pt.more))
@@ -64,7 +66,7 @@ func TestMemPartCollisions(t *testing.T) {
 func TestMemPartCompact(t *testing.T) {
 	var pt memPart
 	val := func(i int) []byte { return []byte(strings.Repeat(strconv.Itoa(i), 10)) }
-	const n = 2000
+	const n = 5000
 	for i := range n {
 		if err := pt.set(uint64(i), memEntry{slice: uint64(i % 3), key: "key" + strconv.Itoa(i), v: val(i)}); err != nil {
 			t.Fatal(err)
@@ -78,18 +80,25 @@ func TestMemPartCompact(t *testing.T) {
 	}
 	before, _ := pt.get("key1", 1)
 	kept := slices.Clone(before.v)
-	full := len(pt.data)
+	full := pt.size
 	for i := range n {
 		if i%10 != 0 && i != 1 {
 			pt.del("key"+strconv.Itoa(i), uint64(i))
 		}
 	}
-	if len(pt.data) >= full/2 {
-		t.Fatalf("data is %d bytes of %d after deleting 90%% of the outcomes: not compacted", len(pt.data), full)
+	if pt.size >= full/2 {
+		t.Fatalf("blocks hold %d bytes of %d after deleting 90%% of the outcomes: not compacted", pt.size, full)
 	}
-	if pt.dead > len(pt.data) {
-		t.Fatalf("dead %d > data %d after compaction", pt.dead, len(pt.data))
+	if pt.dead > pt.size {
+		t.Fatalf("dead %d > size %d after compaction", pt.dead, pt.size)
 	}
+	// An outcome larger than a block gets one of its own, and moves
+	// with the next compaction.
+	big := bytes.Repeat([]byte("B"), 3*memBlock)
+	if err := pt.set(1<<41, memEntry{slice: 9, key: "big", v: big}); err != nil {
+		t.Fatal(err)
+	}
+	pt.compact()
 	if !bytes.Equal(before.v, kept) {
 		t.Fatalf("a value read before compaction changed: %q, want %q", before.v, kept)
 	}
@@ -105,6 +114,9 @@ func TestMemPartCompact(t *testing.T) {
 		if e, ok := pt.get(k, 1<<40); !ok || string(e.v) != k+k {
 			t.Fatalf("colliding key %s = %q, %v after compaction", k, e.v, ok)
 		}
+	}
+	if e, ok := pt.get("big", 1<<41); !ok || !bytes.Equal(e.v, big) || e.slice != 9 {
+		t.Fatalf("big outcome after compaction: found %v, %d bytes, slice %d", ok, len(e.v), e.slice)
 	}
 }
 
