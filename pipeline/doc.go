@@ -32,8 +32,9 @@
 // path. Events move between goroutines in batches: SubmitBatch moves each
 // shard's share of its events into the intake as one chunk under one lock;
 // a worker takes up to WithBatchSize events (whole chunks, the last one
-// split if need be) under one lock, and sends one handled batch to the
-// committer over a channel. The committer groups batches from all shards
+// split if need be) under one lock — asking the store for all of a
+// chunk's committed outcomes in one call when it implements BatchLookup —
+// and sends one handled batch to the committer over a channel. The committer groups batches from all shards
 // into one store transaction (WithGroupCommit),
 // then acknowledges them, releases their queue budget, and hands each batch
 // back to its worker, which releases the batch's claims. Run creates and
