@@ -213,8 +213,8 @@ func TestLookupBatch(t *testing.T) {
 		check("old live")
 		clk.Set(t0.Add(3 * width)) // old's slice has expired
 		check("old expired")
-		if err := s.LookupBatch([]onceflow.Identity{ident("a")}, nil, make([]bool, 1)); err == nil {
-			t.Error("LookupBatch into no outcomes: no error")
+		if err := s.LookupBatch([]onceflow.Identity{ident("a")}, nil, make([]bool, 1)); !errors.Is(err, dedup.ErrInvalidBatch) {
+			t.Errorf("LookupBatch into no outcomes = %v; want ErrInvalidBatch", err)
 		}
 	})
 }

@@ -23,6 +23,9 @@ var (
 	// stored (a record without status, an empty or oversized key); nothing
 	// of the batch is committed.
 	ErrInvalidRecord = errors.New("dedup: invalid commit record")
+	// ErrInvalidBatch is returned by LookupBatch when its result slices
+	// are shorter than its identities.
+	ErrInvalidBatch = errors.New("dedup: LookupBatch result slices shorter than its identities")
 )
 
 // storeError is an error of the durable store. It matches

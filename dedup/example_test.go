@@ -53,3 +53,33 @@ func Example() {
 	// true true done shipped
 	// true shipped 1
 }
+
+// LookupBatch answers many lookups in one call, as the pipeline's workers
+// ask for each chunk of events.
+func ExampleStore_LookupBatch() {
+	s, err := dedup.NewMemory()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	done := onceflow.Identity{Source: "shop/orders", ID: "order-1"}
+	err = s.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{{
+		ID: done, Outcome: onceflow.Outcome{Status: onceflow.StatusDone, Attempts: 1},
+	}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ids := []onceflow.Identity{done, {Source: "shop/orders", ID: "order-2"}}
+	outs := make([]onceflow.Outcome, len(ids))
+	found := make([]bool, len(ids))
+	if err := s.LookupBatch(ids, outs, found); err != nil {
+		log.Fatal(err)
+	}
+	for i, id := range ids {
+		fmt.Println(id.ID, found[i], outs[i].Status)
+	}
+	// Output:
+	// order-1 true done
+	// order-2 false unknown
+}

@@ -44,7 +44,9 @@ func BenchmarkIndex(b *testing.B) {
 				pt := &parts[hashes[i]&(memParts-1)]
 				pt.mu.Lock()
 				if _, ok := pt.get(k, hashes[i]); !ok {
-					pt.set(hashes[i], memEntry{slice: 1, key: k, v: v})
+					if err := pt.set(hashes[i], memEntry{slice: 1, key: k, v: v}); err != nil {
+						b.Fatal(err)
+					}
 				}
 				pt.mu.Unlock()
 			}

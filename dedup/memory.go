@@ -249,12 +249,14 @@ type moreRef struct {
 	h   uint64
 }
 
-// memBlock is the size of a partition's blocks; an outcome of more than a
-// quarter of it gets a block of its own.
+// memBlock is the size of a partition's blocks; an outcome larger than a
+// block gets a block of its own.
 const memBlock = 64 << 10
 
 // errOutcomeTooLarge is returned by a commit of an outcome (key, result
-// and error class) of 4 GiB or more.
+// and error class) of 4 GiB or more: a guard, since Commit refuses far
+// smaller keys and results (ErrInvalidRecord, onceflow.ErrResultTooLarge)
+// before they get here; only an error class could be that long.
 var errOutcomeTooLarge = errors.New("memory store: outcome of 4 GiB or more")
 
 func (m *memBackend) partOf(h uint64) *memPart { return &m.parts[h&(memParts-1)] }
@@ -348,6 +350,7 @@ func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte
 		if string(k) == string(key) {
 			pt.dead += n
 			pt.idx[h] = pos
+			pt.compactIfSparse()
 			return nil
 		}
 		if pt.more == nil {
@@ -358,6 +361,7 @@ func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte
 			pt.dead += n
 		}
 		pt.more[string(key)] = moreRef{pos: pos, h: h}
+		pt.compactIfSparse()
 		return nil
 	}
 	pt.idx[h] = pos

@@ -140,7 +140,9 @@ func TestMemoryPlainCommitUndo(t *testing.T) {
 		t.Fatal("committed outcome not found")
 	}
 	e.v = []byte{0xff, 0xff}
-	mb.store(key, e) // corrupt it
+	if _, _, err := mb.store(key, e); err != nil { // corrupt it
+		t.Fatal(err)
+	}
 	// Many new identities, so that some land in partitions visited before
 	// the corrupt one's.
 	var recs []onceflow.Record

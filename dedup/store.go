@@ -407,15 +407,16 @@ func (s *Store) lookupMemory(mb *memBackend, id onceflow.Identity) (onceflow.Out
 }
 
 // LookupBatch is Lookup for each of ids: it sets outs[i] and found[i] as
-// Lookup(ids[i]) would, for the same cost per identity less what Lookup
-// pays once per call (the close lock, the clock), and with the store's
-// read counters updated once. outs and found must be at least as long as
-// ids. An error is the first Lookup error; outs and found are then
-// undefined. Like Lookup it is safe for concurrent use, and the answers
-// are as of some moment during the call.
+// Lookup(ids[i]) would. On the memory store it pays once per call what
+// Lookup pays per call (the close lock, the clock, the read counters); on
+// the bbolt file it is Lookup in a loop. outs and found must be at least
+// as long as ids (else an error matching [ErrInvalidBatch]); they are not
+// kept. An error is the first Lookup error; outs and found are then
+// undefined. Like Lookup it is safe for concurrent use, and each answer is
+// as of some moment during the call.
 func (s *Store) LookupBatch(ids []onceflow.Identity, outs []onceflow.Outcome, found []bool) error {
 	if len(outs) < len(ids) || len(found) < len(ids) {
-		return fmt.Errorf("dedup: LookupBatch of %d identities into %d outcomes and %d flags", len(ids), len(outs), len(found))
+		return fmt.Errorf("%w: %d identities into %d outcomes and %d flags", ErrInvalidBatch, len(ids), len(outs), len(found))
 	}
 	mb, ok := s.be.(*memBackend)
 	if !ok || !s.opts.exact {

@@ -26,12 +26,20 @@ type Store interface {
 
 // BatchLookup is an optional interface of a Store that answers many
 // lookups in one call for less than as many Lookup calls (dedup.Store
-// implements it). When the store has it, a worker asks it for every fresh
-// event of a chunk before handling the chunk: an answer is then as old as
-// the chunk's start, which changes nothing, since a commit of the shard's
-// own events becomes visible to its worker only between chunks (its
-// claims answer until then) and the events of other shards were never
-// ordered with this shard's.
+// implements it). When the store has it, each worker asks it for every
+// fresh event of a chunk before handling the chunk (without sequence
+// ordering or the SkipDedup hook): an answer is then as old as the chunk's
+// start. That changes nothing: a worker releases the claims of its
+// committed events only between rounds, never within a chunk, so until
+// then its claims answer for them; and the events of other shards were
+// never ordered with this shard's.
+//
+// LookupBatch must answer exactly what Lookup would: a wrapper around a
+// store that has it (to trace or to inject faults, say) must override
+// both, or embed only what it means to keep. It is called concurrently by
+// all the shard workers, and must not keep ids, outs or found after it
+// returns. When it fails, the worker asks Lookup event by event for that
+// chunk, and each event gets Lookup's own error, if any.
 type BatchLookup interface {
 	// LookupBatch sets outs[i] and found[i] to what Lookup(ids[i])
 	// returns; outs and found are at least as long as ids. An error

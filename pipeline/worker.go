@@ -155,6 +155,9 @@ func (s *shard) work(ctx context.Context) {
 				s.pre.at = -1
 			}
 		}
+		if pre {
+			clear(s.pre.outs) // keep no result alive past the chunk
+		}
 		clear(c)
 		s.done = append(s.done, c)
 		s.taken[k] = nil
@@ -178,7 +181,11 @@ func (s *shard) prefetch(bl BatchLookup, c []item) bool {
 	pr.found = slices.Grow(pr.found[:0], n)[:n]
 	err := bl.LookupBatch(pr.ids, pr.outs, pr.found)
 	clear(pr.ids) // keep no event's strings alive
-	return err == nil
+	if err != nil {
+		s.p.cfg.logger.Debug("batch lookup failed; looking the chunk up event by event", "err", err)
+		return false
+	}
+	return true
 }
 
 // dispatchItem is dispatch for an item fresh from the intake.
