@@ -68,7 +68,7 @@ func (m *memBackend) close() error {
 	for i := range m.parts {
 		pt := &m.parts[i]
 		pt.mu.Lock()
-		pt.idx, pt.more, pt.blocks, pt.size, pt.dead = nil, nil, nil, 0, 0
+		pt.idx, pt.more, pt.blocks, pt.free, pt.sliceBlocks, pt.size, pt.dead, pt.fillBlock = nil, nil, nil, nil, nil, 0, 0, 0
 		pt.mu.Unlock()
 	}
 	return nil
@@ -232,14 +232,22 @@ const memParts = 64
 // are written once and never changed, so a value returned by get stays
 // valid after the lock is released; the blocks are compacted into new
 // ones when more than half of what they hold is dead.
+//
+// Each block holds the outcomes of one slice (sliceBlocks), so expiring a
+// slice reads only that slice's blocks, in order, and then frees them
+// whole: its cost is that of the expired identities, not of the window.
 type memPart struct {
-	mu     sync.RWMutex
-	idx    map[uint64]uint64  // key hash → position
-	more   map[string]moreRef // outcomes whose hash slot in idx holds another key
-	blocks [][]byte           // the outcomes, appended
-	size   int                // bytes in blocks
-	dead   int                // of which no outcome refers to
-	_      [64]byte           // keep neighbouring partitions' locks off one cache line
+	mu          sync.RWMutex
+	idx         map[uint64]uint64   // key hash → position
+	more        map[string]moreRef  // outcomes whose hash slot in idx holds another key
+	blocks      [][]byte            // by block index; nil once freed
+	free        []uint32            // indexes of freed blocks, to reuse
+	sliceBlocks map[uint64][]uint32 // each slice's blocks, the one being filled last
+	fillSlice   uint64              // the slice of the block filled last,
+	fillBlock   uint32              // and its index plus one (0: none)
+	size        int                 // bytes in blocks
+	dead        int                 // of which no outcome refers to
+	_           [64]byte            // keep neighbouring partitions' locks off one cache line
 }
 
 // moreRef is an outcome in a partition's side map, with the hash whose
@@ -282,7 +290,12 @@ func (m *memBackend) peek(key string) (memEntry, bool) {
 // the block. An outcome is uvarint(slice) uvarint(len(key))
 // uvarint(len(value)) key value.
 func (pt *memPart) at(pos uint64) (key []byte, e memEntry, n int) {
-	b := pt.blocks[pos>>32][uint32(pos):]
+	return outcomeAt(pt.blocks, pos)
+}
+
+// outcomeAt is at in blocks.
+func outcomeAt(blocks [][]byte, pos uint64) (key []byte, e memEntry, n int) {
+	b := blocks[pos>>32][uint32(pos):]
 	slice, n1 := binary.Uvarint(b)
 	klen, n2 := binary.Uvarint(b[n1:])
 	vlen, n3 := binary.Uvarint(b[n1+n2:])
@@ -336,12 +349,10 @@ func (pt *memPart) set(h uint64, e memEntry) error { return put(pt, h, e.key, e.
 
 // put is set for a key held in a string or in bytes.
 func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte) error {
-	blocks, pos, n, err := appendOutcome(pt.blocks, slice, key, v)
+	pos, err := appendTo(pt, slice, key, v)
 	if err != nil {
 		return err
 	}
-	pt.blocks = blocks
-	pt.size += n
 	if pt.idx == nil {
 		pt.idx = make(map[uint64]uint64)
 	}
@@ -368,26 +379,90 @@ func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte
 	return nil
 }
 
-// appendOutcome writes an outcome into the last of blocks, or a new one,
-// and returns the blocks, its position and its size.
-func appendOutcome[K string | []byte](blocks [][]byte, slice uint64, key K, v []byte) ([][]byte, uint64, int, error) {
+// appendTo writes an outcome into the block of its slice being filled,
+// or a new one, and returns its position.
+func appendTo[K string | []byte](pt *memPart, slice uint64, key K, v []byte) (uint64, error) {
 	var hdr [3 * binary.MaxVarintLen64]byte
 	h := binary.PutUvarint(hdr[:], slice)
 	h += binary.PutUvarint(hdr[h:], uint64(len(key)))
 	h += binary.PutUvarint(hdr[h:], uint64(len(v)))
 	n := h + len(key) + len(v)
 	if uint64(n) >= 1<<32 {
-		return blocks, 0, 0, errOutcomeTooLarge
+		return 0, errOutcomeTooLarge
 	}
-	last := len(blocks) - 1
-	if last < 0 || cap(blocks[last])-len(blocks[last]) < n {
-		blocks = append(blocks, make([]byte, 0, max(n, memBlock)))
-		last++
+	var bi uint32
+	if f := pt.fillBlock; f != 0 && pt.fillSlice == slice && cap(pt.blocks[f-1])-len(pt.blocks[f-1]) >= n {
+		bi = f - 1 // a commit writes one slice: no map lookup per outcome
+	} else if list := pt.sliceBlocks[slice]; len(list) > 0 && cap(pt.blocks[list[len(list)-1]])-len(pt.blocks[list[len(list)-1]]) >= n {
+		bi = list[len(list)-1]
+	} else {
+		b := make([]byte, 0, max(n, memBlock))
+		if f := len(pt.free); f > 0 {
+			bi = pt.free[f-1]
+			pt.free = pt.free[:f-1]
+			pt.blocks[bi] = b
+		} else {
+			bi = uint32(len(pt.blocks))
+			pt.blocks = append(pt.blocks, b)
+		}
+		if pt.sliceBlocks == nil {
+			pt.sliceBlocks = make(map[uint64][]uint32)
+		}
+		pt.sliceBlocks[slice] = append(pt.sliceBlocks[slice], bi)
 	}
-	b := blocks[last]
-	pos := uint64(last)<<32 | uint64(len(b))
-	blocks[last] = append(append(append(b, hdr[:h]...), key...), v...)
-	return blocks, pos, n, nil
+	pt.fillSlice, pt.fillBlock = slice, bi+1
+	b := pt.blocks[bi]
+	pos := uint64(bi)<<32 | uint64(len(b))
+	pt.blocks[bi] = append(append(append(b, hdr[:h]...), key...), v...)
+	pt.size += n
+	return pos, nil
+}
+
+// dropSlice forgets every outcome of slice: it reads the slice's blocks in
+// order, unlinks the outcomes the maps still point to, and frees the
+// blocks. hash is the hash the partition's callers give for a key
+// (xxhash.Sum64). pt.mu must be held for writing.
+func (pt *memPart) dropSlice(slice uint64, hash func([]byte) uint64) {
+	for _, bi := range pt.sliceBlocks[slice] {
+		b := pt.blocks[bi]
+		for off := 0; off < len(b); {
+			pos := uint64(bi)<<32 | uint64(off)
+			k, _, n := pt.at(pos)
+			if !pt.unlink(k, hash(k), pos) {
+				pt.dead -= n // already dead: it leaves with its block
+			}
+			off += n
+		}
+		pt.size -= len(b)
+		pt.blocks[bi] = nil
+		pt.free = append(pt.free, bi)
+	}
+	delete(pt.sliceBlocks, slice)
+	if pt.fillSlice == slice {
+		pt.fillBlock = 0
+	}
+}
+
+// unlink removes key (of hash h) from the maps if they point to pos, and
+// reports whether they did. It leaves the bytes to the caller.
+func (pt *memPart) unlink(key []byte, h, pos uint64) bool {
+	if cur, ok := pt.idx[h]; ok && cur == pos {
+		delete(pt.idx, h)
+		// Move an outcome waiting for this hash slot into it.
+		for k, mr := range pt.more {
+			if mr.h == h {
+				pt.idx[h] = mr.pos
+				delete(pt.more, k)
+				break
+			}
+		}
+		return true
+	}
+	if mr, ok := pt.more[string(key)]; ok && mr.pos == pos {
+		delete(pt.more, string(key))
+		return true
+	}
+	return false
 }
 
 // del deletes the outcome of key, of hash h. pt.mu must be held for
@@ -425,18 +500,16 @@ func (pt *memPart) compactIfSparse() {
 	}
 }
 
-// compact copies the live outcomes into new blocks. Values handed out
-// before stay valid: they alias the old blocks, which are never written
-// again.
+// compact copies the live outcomes into new blocks, slice by slice as
+// before. Values handed out before stay valid: they alias the old blocks,
+// which are never written again.
 func (pt *memPart) compact() {
-	var blocks [][]byte
-	size := 0
+	old := pt.blocks
+	pt.blocks, pt.free, pt.sliceBlocks, pt.size, pt.dead, pt.fillBlock = nil, nil, nil, 0, 0, 0
 	move := func(pos uint64) uint64 {
-		k, e, _ := pt.at(pos)
-		var n int
+		k, e, _ := outcomeAt(old, pos)
 		// Cannot fail: the outcome was stored before.
-		blocks, pos, n, _ = appendOutcome(blocks, e.slice, k, e.v)
-		size += n
+		pos, _ = appendTo(pt, e.slice, k, e.v)
 		return pos
 	}
 	for h, pos := range pt.idx {
@@ -446,7 +519,6 @@ func (pt *memPart) compact() {
 		mr.pos = move(mr.pos)
 		pt.more[k] = mr
 	}
-	pt.blocks, pt.size, pt.dead = blocks, size, 0
 }
 
 // each calls fn with every outcome of the partition and its key, which
@@ -490,27 +562,18 @@ func (m *memBackend) store(key string, e memEntry) (memEntry, bool, error) {
 	return old, had, nil
 }
 
-// dropSlices forgets every outcome stored in the slices of drop, in one
-// sweep of the partitions. The caller holds m.wmu and m.mu for writing.
+// dropSlices forgets every outcome stored in the slices of drop: each
+// partition reads only the blocks of those slices. The caller holds m.wmu
+// and m.mu for writing.
 func (m *memBackend) dropSlices(drop map[uint64]bool) {
 	if len(drop) == 0 {
 		return
 	}
 	for i := range m.parts {
 		pt := &m.parts[i]
-		var gone []string
-		_ = pt.each(func(key []byte, e memEntry) error {
-			if drop[e.slice] {
-				gone = append(gone, string(key))
-			}
-			return nil
-		})
-		if len(gone) == 0 {
-			continue
-		}
 		pt.mu.Lock()
-		for _, k := range gone {
-			pt.del(k, xxhash.Sum64String(k))
+		for slice := range drop {
+			pt.dropSlice(slice, xxhash.Sum64)
 		}
 		pt.mu.Unlock()
 	}

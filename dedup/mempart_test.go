@@ -202,3 +202,77 @@ func TestSortByKey(t *testing.T) {
 		}
 	}
 }
+
+// TestMemPartDropSlice: dropping a slice forgets exactly its outcomes —
+// those in the index and in the side map, with outcomes moved between
+// slices by overwrites — frees its blocks for reuse, and keeps the
+// partition's byte counts exact.
+func TestMemPartDropSlice(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 3))
+	for round := range 50 {
+		var pt memPart
+		model := map[string]memEntry{}                                    // key → what get must return
+		hashOf := func(k string) uint64 { return uint64(len(k)%5) << 20 } // crowd keys onto few hashes
+		hashBytes := func(k []byte) uint64 { return hashOf(string(k)) }
+		for range 3000 {
+			k := "k" + strconv.Itoa(rnd.IntN(800))
+			slice := uint64(1 + rnd.IntN(3))
+			v := bytes.Repeat([]byte{byte('a' + slice)}, rnd.IntN(300))
+			if rnd.IntN(10) == 0 {
+				pt.del(k, hashOf(k))
+				delete(model, k)
+				continue
+			}
+			if err := pt.set(hashOf(k), memEntry{slice: slice, key: k, v: v}); err != nil {
+				t.Fatal(err)
+			}
+			model[k] = memEntry{slice: slice, v: v}
+		}
+		pt.dropSlice(2, hashBytes)
+		for k, e := range model {
+			if e.slice == 2 {
+				delete(model, k)
+			}
+		}
+		live := 0
+		_ = pt.each(func(key []byte, e memEntry) error {
+			want, ok := model[string(key)]
+			if !ok || want.slice != e.slice || !bytes.Equal(want.v, e.v) {
+				t.Fatalf("round %d: each gives %s in slice %d, model %+v, %v", round, key, e.slice, want, ok)
+			}
+			_, _, n := pt.at(mustFind(t, &pt, string(key), hashOf(string(key))))
+			live += n
+			return nil
+		})
+		for k, want := range model {
+			e, ok := pt.get(k, hashOf(k))
+			if !ok || e.slice != want.slice || !bytes.Equal(e.v, want.v) {
+				t.Fatalf("round %d: get(%s) = %d %v after dropping slice 2; want slice %d", round, k, e.slice, ok, want.slice)
+			}
+		}
+		if got := pt.size - pt.dead; got != live {
+			t.Fatalf("round %d: size %d - dead %d = %d, live bytes %d", round, pt.size, pt.dead, got, live)
+		}
+		if _, ok := pt.sliceBlocks[2]; ok {
+			t.Fatalf("round %d: slice 2 still has blocks", round)
+		}
+		freed := len(pt.free)
+		if err := pt.set(7, memEntry{slice: 9, key: "new", v: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if freed > 0 && len(pt.free) != freed-1 {
+			t.Fatalf("round %d: a new slice's block did not reuse a freed one (%d free before, %d after)", round, freed, len(pt.free))
+		}
+	}
+}
+
+func mustFind(t *testing.T, pt *memPart, key string, h uint64) uint64 {
+	t.Helper()
+	pos, ok := find(pt, key, h)
+	if !ok {
+		t.Fatalf("%s not found", key)
+	}
+	return pos
+}
