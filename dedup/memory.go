@@ -28,8 +28,9 @@ import (
 // with its key and slice: an identity has at most one stored outcome, so
 // one map read answers a lookup and one write stores an outcome. sliceSet
 // holds every slice that may hold outcomes (and may hold slices whose
-// outcomes have all moved or gone); expiry and scans sweep the partitions,
-// which they do rarely (once per slice width).
+// outcomes have all moved or gone). Expiry reads each partition's blocks
+// of the expired slices (see memPart); scans, for tools, sweep every
+// partition.
 type memBackend struct {
 	wmu sync.Mutex // serializes writers (update, commitPlain, deleteOutbox)
 
