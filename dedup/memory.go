@@ -262,11 +262,13 @@ type moreRef struct {
 // block gets a block of its own.
 const memBlock = 64 << 10
 
-// errOutcomeTooLarge is returned by a commit of an outcome (key, result
-// and error class) of 4 GiB or more: a guard, since Commit refuses far
-// smaller keys and results (ErrInvalidRecord, onceflow.ErrResultTooLarge)
-// before they get here; only an error class could be that long.
-var errOutcomeTooLarge = errors.New("memory store: outcome of 4 GiB or more")
+// outcomeTooLarge is the error of a commit of an outcome (key, result and
+// error class) of 4 GiB or more: a guard, since Commit refuses far smaller
+// keys and results (ErrInvalidRecord, onceflow.ErrResultTooLarge) before
+// they get here; only an error class could be that long.
+func outcomeTooLarge(n uint64) error {
+	return fmt.Errorf("%w: memory store: an outcome of %d bytes (4 GiB or more)", ErrInvalidRecord, n)
+}
 
 func (m *memBackend) partOf(h uint64) *memPart { return &m.parts[h&(memParts-1)] }
 
@@ -389,7 +391,7 @@ func appendTo[K string | []byte](pt *memPart, slice uint64, key K, v []byte) (ui
 	h += binary.PutUvarint(hdr[h:], uint64(len(v)))
 	n := h + len(key) + len(v)
 	if uint64(n) >= 1<<32 {
-		return 0, errOutcomeTooLarge
+		return 0, outcomeTooLarge(uint64(n))
 	}
 	var bi uint32
 	if f := pt.fillBlock; f != 0 && pt.fillSlice == slice && cap(pt.blocks[f-1])-len(pt.blocks[f-1]) >= n {
@@ -598,8 +600,8 @@ func (m *memBackend) update(fn func(tx writeTx) error) error {
 	// The one way applying can fail is an outcome too large to store:
 	// check first, so that the transaction applies whole or not at all.
 	for k, e := range tx.puts {
-		if uint64(len(k)+len(e.v))+3*binary.MaxVarintLen64 >= 1<<32 {
-			return errOutcomeTooLarge
+		if n := uint64(len(k)+len(e.v)) + 3*binary.MaxVarintLen64; n >= 1<<32 {
+			return outcomeTooLarge(n)
 		}
 	}
 	m.mu.Lock()
