@@ -382,28 +382,40 @@ func (s *Store) read(h uint64, key []byte, cur, mask uint64, cache bool) (oncefl
 	return out, found, nil
 }
 
-// lookupMemory is Lookup on the exact memory backend: one map read, with
-// the key built on the stack and the stored value decoded after the read
-// lock is released (the memory backend never changes a stored value).
+// lookupMemory is Lookup on the exact memory backend.
 func (s *Store) lookupMemory(mb *memBackend, id onceflow.Identity) (onceflow.Outcome, bool, error) {
+	cur := s.current()
+	out, found, h, err := readMemory(mb, id, cur, s.liveMask(cur))
+	// The memory store has no filters: its reads are counted on their
+	// partitions all the same (Stats sums them).
+	p := s.filters.part(h)
+	p.storeReads.Add(1)
+	if found {
+		p.storeHits.Add(1)
+	}
+	return out, found, err
+}
+
+// readMemory reads id's outcome from the exact memory backend: one map
+// read, with the key built on the stack and the stored value decoded after
+// the read lock is released (the memory backend never changes a stored
+// value). cur and mask are the current slice and the live slices. It
+// also returns the key's hash.
+func readMemory(mb *memBackend, id onceflow.Identity, cur, mask uint64) (onceflow.Outcome, bool, uint64, error) {
 	var buf [128]byte
 	key := id.AppendKey(buf[:0])
 	h := xxhash.Sum64(key)
-	p := s.filters.part(h)
-	p.storeReads.Add(1)
-	cur := s.current()
-	v, ok := mb.lookup(key, h, cur, s.liveMask(cur))
+	v, ok := mb.lookup(key, h, cur, mask)
 	if !ok {
-		return onceflow.Outcome{}, false, nil
+		return onceflow.Outcome{}, false, h, nil
 	}
 	rec, err := decodeRecord(v)
 	if err != nil {
-		return onceflow.Outcome{}, false, &storeError{op: "read outcome", path: mb.name(), err: err}
+		return onceflow.Outcome{}, false, h, &storeError{op: "read outcome", path: mb.name(), err: err}
 	}
-	p.storeHits.Add(1)
 	out := rec.outcome(true)
 	out.Duplicate = true
-	return out, true, nil
+	return out, true, h, nil
 }
 
 // LookupBatch is Lookup for each of ids: it sets outs[i] and found[i] as
@@ -435,26 +447,16 @@ func (s *Store) LookupBatch(ids []onceflow.Identity, outs []onceflow.Outcome, fo
 	}
 	cur := s.current()
 	mask := s.liveMask(cur)
-	var buf [128]byte
 	hits := uint64(0)
 	for i, id := range ids {
-		key := id.AppendKey(buf[:0])
-		v, ok := mb.lookup(key, xxhash.Sum64(key), cur, mask)
-		if !ok {
-			outs[i], found[i] = onceflow.Outcome{}, false
-			continue
+		var err error
+		if outs[i], found[i], _, err = readMemory(mb, id, cur, mask); err != nil {
+			return err
+		} else if found[i] {
+			hits++
 		}
-		rec, err := decodeRecord(v)
-		if err != nil {
-			return &storeError{op: "read outcome", path: mb.name(), err: err}
-		}
-		outs[i], found[i] = rec.outcome(true), true
-		outs[i].Duplicate = true
-		hits++
 	}
-	// The memory store has no filters: its reads are counted on the
-	// first filter partition (Stats sums them).
-	p := &s.filters.parts[0]
+	p := &s.filters.parts[0] // one partition's counters for the batch (Stats sums them)
 	p.storeReads.Add(uint64(len(ids)))
 	p.storeHits.Add(hits)
 	return nil
