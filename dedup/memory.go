@@ -326,17 +326,13 @@ func find[K string | []byte](pt *memPart, key K, h uint64) (uint64, bool) {
 
 // get returns the outcome of key, of hash h (e.key is left empty). pt.mu
 // or m.wmu must be held.
-func (pt *memPart) get(key string, h uint64) (memEntry, bool) {
-	pos, ok := find(pt, key, h)
-	if !ok {
-		return memEntry{}, false
-	}
-	_, e, _ := pt.at(pos)
-	return e, true
-}
+func (pt *memPart) get(key string, h uint64) (memEntry, bool) { return entryOf(pt, key, h) }
 
 // getBytes is get for a key held in bytes.
-func (pt *memPart) getBytes(key []byte, h uint64) (memEntry, bool) {
+func (pt *memPart) getBytes(key []byte, h uint64) (memEntry, bool) { return entryOf(pt, key, h) }
+
+// entryOf is get for a key held in a string or in bytes.
+func entryOf[K string | []byte](pt *memPart, key K, h uint64) (memEntry, bool) {
 	pos, ok := find(pt, key, h)
 	if !ok {
 		return memEntry{}, false
