@@ -427,7 +427,7 @@ func (pt *memPart) dropSlice(slice uint64, hash func([]byte) uint64) {
 		for off := 0; off < len(b); {
 			pos := uint64(bi)<<32 | uint64(off)
 			k, _, n := pt.at(pos)
-			if !pt.unlink(k, hash(k), pos) {
+			if !unlink(pt, k, hash(k), pos) {
 				pt.dead -= n // already dead: it leaves with its block
 			}
 			off += n
@@ -444,7 +444,7 @@ func (pt *memPart) dropSlice(slice uint64, hash func([]byte) uint64) {
 
 // unlink removes key (of hash h) from the maps if they point to pos, and
 // reports whether they did. It leaves the bytes to the caller.
-func (pt *memPart) unlink(key []byte, h, pos uint64) bool {
+func unlink[K string | []byte](pt *memPart, key K, h, pos uint64) bool {
 	if cur, ok := pt.idx[h]; ok && cur == pos {
 		delete(pt.idx, h)
 		// Move an outcome waiting for this hash slot into it.
@@ -467,28 +467,14 @@ func (pt *memPart) unlink(key []byte, h, pos uint64) bool {
 // del deletes the outcome of key, of hash h. pt.mu must be held for
 // writing.
 func (pt *memPart) del(key string, h uint64) {
-	if old, ok := pt.idx[h]; ok {
-		if k, _, n := pt.at(old); string(k) == key {
-			delete(pt.idx, h)
-			pt.dead += n
-			// Move an outcome waiting for this hash slot into it.
-			for k, mr := range pt.more {
-				if mr.h == h {
-					pt.idx[h] = mr.pos
-					delete(pt.more, k)
-					break
-				}
-			}
-			pt.compactIfSparse()
-			return
-		}
+	pos, ok := find(pt, key, h)
+	if !ok {
+		return
 	}
-	if mr, ok := pt.more[key]; ok {
-		_, _, n := pt.at(mr.pos)
-		pt.dead += n
-		delete(pt.more, key)
-		pt.compactIfSparse()
-	}
+	_, _, n := pt.at(pos)
+	unlink(pt, key, h, pos)
+	pt.dead += n
+	pt.compactIfSparse()
 }
 
 // compactIfSparse compacts the blocks when more than half of what they
