@@ -33,20 +33,25 @@ func counting(ext *proptest.External) stage.Func {
 }
 
 // notifyWithoutKey is counting, but it notifies under a key of its own
-// making (a counter), not one derived from the event: a retry or a crash
-// repeats the notification.
+// making (the event's id and how many times it has notified for it), not
+// fx.IdempotencyKey: a retry or a crash repeats the notification under a
+// new key.
 func notifyWithoutKey(ext *proptest.External) stage.Func {
 	var mu sync.Mutex
-	sent := 0
+	sent := map[string]int{} // by event: notifications sent
 	count := counting(proptest.NewExternal())
 	return func(ctx context.Context, ev *onceflow.Event, fx *onceflow.Effects) ([]byte, error) {
 		res, err := count(ctx, ev, fx)
 		if err != nil {
 			return nil, err
 		}
+		// The key counts this event's notifications: a repeat gets a new
+		// key. (A counter shared by all events would also make the keys
+		// depend on the order the shards run in, and the failure on the
+		// scheduler rather than on the seed.)
 		mu.Lock()
-		sent++
-		key := "notification-" + strconv.Itoa(sent)
+		sent[ev.ID]++
+		key := "notification-" + ev.ID + "-" + strconv.Itoa(sent[ev.ID])
 		mu.Unlock()
 		ext.Apply(key, []byte(ev.ID))
 		return res, nil
