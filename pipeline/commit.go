@@ -25,12 +25,14 @@ type seqNextAt struct {
 	next uint64
 }
 
+// entry is one handled event of an outBatch: 64 bytes, since the worker
+// writes every one and the committer reads it on another core. Its outcome
+// lives in the batch's recs (kindCommit) or dups (kindDup).
 type entry struct {
 	it      item
 	kind    uint8
-	outcome onceflow.Outcome
+	rec     int32 // kindCommit: index of the record in the batch's recs; kindDup: of the outcome in dups
 	err     error
-	rec     int32                // kindCommit: index of the record in the batch's recs
 	dl      *onceflow.DeadLetter // the dead letter, if any
 	seqNext uint64               // sequence ordering: the key's next sequence committed with rec
 	idh     uint64               // kindCommit: the key of the identity's claim in the shard
@@ -42,36 +44,54 @@ type entry struct {
 type outBatch struct {
 	s       *shard
 	entries []entry
-	recs    []onceflow.Record // the records of the kindCommit entries
-	bytes   int
+	// recs are the records of the kindCommit entries. The worker appends
+	// to them while it fills the batch; from the hand-off to the committer
+	// until the notice, nobody writes them, and the worker reads them for
+	// its claims.
+	recs  []onceflow.Record
+	dups  []onceflow.Outcome // the outcomes of the kindDup entries
+	bytes int
 	// direct: no store; entries are acknowledged as they are added and
 	// only counted (delivered, of which nacked).
 	direct            bool
 	delivered, nacked int
 }
 
+// add adds an entry without an outcome: kindNack.
 func (ob *outBatch) add(e entry) {
 	ob.bytes += e.it.size()
 	if ob.direct {
 		// Without a store nothing waits for a commit: acknowledge now,
 		// in handling order, and count it for the batch's release.
 		ob.delivered++
-		if e.kind == kindNack {
-			ob.nacked++
-			ob.s.p.deliverEntry(&e, onceflow.Outcome{}, e.err)
-		} else {
-			ob.s.p.deliverEntry(&e, e.outcome, nil)
-		}
+		ob.nacked++
+		ob.s.p.deliverEntry(&e, onceflow.Outcome{}, e.err)
 		return
 	}
 	ob.entries = append(ob.entries, e)
 }
 
-// addCommit adds a kindCommit entry with its record.
-func (ob *outBatch) addCommit(e entry, rec onceflow.Record) {
+// addOutcome adds an entry acknowledged with out: kindDup, or kindFinal
+// (without a store, acknowledged at once).
+func (ob *outBatch) addOutcome(e entry, out onceflow.Outcome) {
+	ob.bytes += e.it.size()
+	if ob.direct {
+		ob.delivered++
+		ob.s.p.deliverEntry(&e, out, nil)
+		return
+	}
+	e.rec = int32(len(ob.dups))
+	ob.dups = append(ob.dups, out)
+	ob.entries = append(ob.entries, e)
+}
+
+// addCommit adds a kindCommit entry with a copy of its record, and returns
+// the record's index in recs.
+func (ob *outBatch) addCommit(e entry, rec *onceflow.Record) int32 {
 	e.kind, e.rec, e.dl = kindCommit, int32(len(ob.recs)), rec.DeadLetter
-	ob.recs = append(ob.recs, rec)
+	ob.recs = append(ob.recs, *rec)
 	ob.add(e)
+	return e.rec
 }
 
 func (p *Pipeline) getOutBatch(s *shard) *outBatch {
@@ -85,6 +105,8 @@ func (p *Pipeline) putOutBatch(ob *outBatch) {
 	ob.entries = ob.entries[:0]
 	clear(ob.recs)
 	ob.recs = ob.recs[:0]
+	clear(ob.dups)
+	ob.dups = ob.dups[:0]
 	ob.s, ob.bytes, ob.delivered, ob.nacked = nil, 0, 0, 0
 	p.obPool.Put(ob)
 }
@@ -236,7 +258,7 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 	}
 	if len(cb.Records) > 0 {
 		if p.cfg.hooks.AckBeforeCommit { // mutation: acknowledged before durable
-			p.ackGroup(group)
+			p.ackGroup(group, nil)
 			group = nil
 		}
 		p.crashPoint(PointBeforeCommit)
@@ -266,39 +288,45 @@ func (p *Pipeline) flush(ctx context.Context, group []*outBatch, cb *onceflow.Co
 			default: // a wake-up is pending
 			}
 		}
-		// Copy back what the store kept (a record may have turned out a
-		// duplicate of a copy routed through another shard).
-		k := 0
-		for _, ob := range group {
-			for i := range ob.entries {
-				if e := &ob.entries[i]; e.kind == kindCommit {
-					e.outcome, e.dl = cb.Records[k].Outcome, cb.Records[k].DeadLetter
-					k++
-				}
-			}
-		}
+		p.ackGroup(group, cb)
+		return evs
 	}
-	p.ackGroup(group)
+	p.ackGroup(group, nil)
 	return evs
 }
 
 // ackGroup acknowledges every entry of a decided group and hands each
-// batch back to its shard.
-func (p *Pipeline) ackGroup(group []*outBatch) {
-	for k, ob := range group {
-		if k == 1 {
+// batch back to its shard. cb, when not nil, is the group's committed
+// batch, whose records hold what the store kept (a record may have turned
+// out a duplicate of a copy routed through another shard), in the order of
+// the group's kindCommit entries; without it, a kindCommit entry is
+// acknowledged with its record as handled.
+func (p *Pipeline) ackGroup(group []*outBatch, cb *onceflow.CommitBatch) {
+	k := 0 // the next record of cb
+	for j, ob := range group {
+		if j == 1 {
 			p.crashPoint(PointMidAck)
 		}
 		var acked, nacked uint64
 		for i := range ob.entries {
 			e := &ob.entries[i]
-			if e.kind == kindNack {
+			switch e.kind {
+			case kindNack:
 				nacked++
 				p.deliverEntry(e, onceflow.Outcome{}, e.err)
 				continue
+			case kindDup:
+				p.deliverEntry(e, ob.dups[e.rec], nil)
+			default: // kindCommit
+				r := &ob.recs[e.rec]
+				if cb != nil {
+					r = &cb.Records[k]
+					k++
+				}
+				e.dl = r.DeadLetter
+				p.deliverEntry(e, r.Outcome, nil)
 			}
 			acked++
-			p.deliverEntry(e, e.outcome, nil)
 		}
 		ob.s.acked.Add(acked)
 		ob.s.nacked.Add(nacked)

@@ -256,10 +256,9 @@ func (s *shard) alreadyDispatched(ctx context.Context, pi pitem, ob *outBatch, n
 			}
 		}
 	}
-	if c, ok := s.claimed(id); ok {
-		out := c.outcome
+	if out, ok := s.claimed(id); ok {
 		out.Duplicate = true
-		ob.add(entry{it: pi.item, kind: kindDup, outcome: out})
+		ob.addOutcome(entry{it: pi.item, kind: kindDup}, out)
 		s.duplicates.Add(1)
 		return
 	}
@@ -271,7 +270,7 @@ func (s *shard) alreadyDispatched(ctx context.Context, pi pitem, ob *outBatch, n
 	}
 	if found {
 		out.Duplicate = true
-		ob.add(entry{it: pi.item, kind: kindDup, outcome: out})
+		ob.addOutcome(entry{it: pi.item, kind: kindDup}, out)
 		s.duplicates.Add(1)
 		return
 	}
@@ -287,7 +286,7 @@ func (s *shard) hold(ss *seqState, pi pitem, ob *outBatch, now time.Time) {
 	id := pi.ev.Identity()
 	if h, ok := ss.held[pi.ev.Sequence]; ok {
 		if h.ev.Identity() == id {
-			ob.add(entry{it: pi.item, kind: kindDup, outcome: onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: h.first, Duplicate: true}})
+			ob.addOutcome(entry{it: pi.item, kind: kindDup}, onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: h.first, Duplicate: true})
 			s.duplicates.Add(1)
 			return
 		}
@@ -378,8 +377,7 @@ func (s *shard) persistHeld(ob *outBatch, now time.Time) {
 			id := pi.ev.Identity()
 			out := onceflow.Outcome{Status: onceflow.StatusHeld, FirstSeen: pi.first}
 			rec := onceflow.Record{ID: id, Outcome: out, Writes: []onceflow.StateWrite{{Key: heldKey(ss.key, seq), Value: val}}}
-			h := s.claim(id, ob, out)
-			ob.addCommit(entry{it: pi.item, outcome: out, idh: h}, rec)
+			s.commitClaimed(entry{it: pi.item}, &rec, ob)
 			pi.item.flags = pi.item.flags&^itemWaiter | itemReleased
 			ss.held[seq] = pi
 		}

@@ -126,11 +126,12 @@ type prefetch struct {
 }
 
 // claim marks an identity handled by this shard and not yet committed: a
-// later copy is a duplicate that waits for this commit.
+// later copy is a duplicate that waits for this commit. Its record,
+// ob.recs[rec], holds the identity and the outcome: nobody writes it until
+// the batch's notice releases the claim.
 type claim struct {
-	ob      *outBatch
-	outcome onceflow.Outcome
-	id      onceflow.Identity
+	ob  *outBatch
+	rec int32
 }
 
 type overlayEntry struct {

@@ -258,10 +258,9 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 	}
 	p.crashPoint(PointBeforeClaim)
 	if p.cfg.store != nil && pi.attempts == 0 && !p.cfg.hooks.SkipDedup {
-		if c, ok := s.claimed(id); ok && !(it.released() && c.outcome.Status == onceflow.StatusHeld) {
-			out := c.outcome
+		if out, ok := s.claimed(id); ok && !(it.released() && out.Status == onceflow.StatusHeld) {
 			out.Duplicate = true
-			ob.add(entry{it: it, kind: kindDup, outcome: out})
+			ob.addOutcome(entry{it: it, kind: kindDup}, out)
 			s.nDup++
 			return false, 0
 		}
@@ -281,7 +280,7 @@ func (s *shard) handle(ctx context.Context, pi *pitem, ob *outBatch, now time.Ti
 		replace := (it.redrive() && out.Status == onceflow.StatusDeadLettered) || (it.released() && out.Status == onceflow.StatusHeld)
 		if found && !replace {
 			out.Duplicate = true
-			ob.add(entry{it: it, kind: kindDup, outcome: out})
+			ob.addOutcome(entry{it: it, kind: kindDup}, out)
 			s.nDup++
 			return false, 0
 		}
@@ -329,7 +328,7 @@ func (s *shard) settle(ctx context.Context, pi *pitem, id onceflow.Identity, res
 		}
 		rec := onceflow.Record{ID: id, Outcome: out, Redrive: it.redrive()}
 		s.addEffects(&rec, ob)
-		s.finished(pi, id, out, rec, ob)
+		s.finished(pi, &rec, ob)
 		return false, 0
 	}
 	pi.lastErr = err
@@ -407,26 +406,37 @@ func (s *shard) runDirect(ctx context.Context, c []item, from int, ob *outBatch,
 	return i, nil, nil, false
 }
 
-// finished records a final outcome: to commit with a store (claiming the
-// identity until the commit), or to acknowledge at once without one.
-func (s *shard) finished(pi *pitem, id onceflow.Identity, out onceflow.Outcome, rec onceflow.Record, ob *outBatch) {
+// finished records the final outcome rec: to commit with a store (claiming
+// the identity until the commit), or to acknowledge at once without one.
+func (s *shard) finished(pi *pitem, rec *onceflow.Record, ob *outBatch) {
 	if s.p.cfg.store == nil {
-		ob.add(entry{it: pi.item, kind: kindFinal, outcome: out, dl: rec.DeadLetter})
+		ob.addOutcome(entry{it: pi.item, kind: kindFinal, dl: rec.DeadLetter}, rec.Outcome)
 		return
 	}
 	if pi.released() {
 		rec.Release = true
 		rec.Writes = append(rec.Writes, onceflow.StateWrite{Key: heldKey(pi.ev.Key(), pi.ev.Sequence), Delete: true})
 	}
-	h := s.claim(id, ob, out)
-	ob.addCommit(entry{it: pi.item, outcome: out, seqNext: pi.seqNext, idh: h}, rec)
+	s.commitClaimed(entry{it: pi.item, seqNext: pi.seqNext}, rec, ob)
 }
 
-// claimed returns the claim on id by an event handled in this shard and
-// not yet committed.
-func (s *shard) claimed(id onceflow.Identity) (claim, bool) {
+// commitClaimed adds e, with its record rec, to ob for the commit, and
+// claims rec's identity until then.
+func (s *shard) commitClaimed(e entry, rec *onceflow.Record, ob *outBatch) {
+	e.idh = s.hashOf(rec.ID)
+	i := ob.addCommit(e, rec)
+	s.claim(e.idh, ob, i)
+}
+
+// claimed returns the outcome of the claim on id by an event handled in
+// this shard and not yet committed.
+func (s *shard) claimed(id onceflow.Identity) (onceflow.Outcome, bool) {
 	c, ok := s.pending[s.hashOf(id)]
-	return c, ok && c.id == id
+	if !ok {
+		return onceflow.Outcome{}, false
+	}
+	r := &c.ob.recs[c.rec]
+	return r.Outcome, r.ID == id
 }
 
 // hashOf is p.idHash(id), remembered for the last identity asked: an
@@ -438,15 +448,13 @@ func (s *shard) hashOf(id onceflow.Identity) uint64 {
 	return s.hashVal
 }
 
-// claim records that id was handled in ob with outcome out. Claims are
-// keyed by a hash of the identity and checked against the full identity:
-// two identities with the same hash only cost the later one its in-flight
-// duplicate answer (the store still commits its effects at most once).
-// It returns the claim's key.
-func (s *shard) claim(id onceflow.Identity, ob *outBatch, out onceflow.Outcome) uint64 {
-	h := s.hashOf(id)
-	s.pending[h] = claim{ob: ob, outcome: out, id: id}
-	return h
+// claim records that the identity of hash h (see hashOf) was handled in
+// ob, with the record ob.recs[rec]. Claims are keyed by a hash of the
+// identity and checked against the full identity: two identities with
+// the same hash only cost the later one its in-flight duplicate answer
+// (the store still commits its effects at most once).
+func (s *shard) claim(h uint64, ob *outBatch, rec int32) {
+	s.pending[h] = claim{ob: ob, rec: rec}
 }
 
 // addEffects copies the handler's effects into rec and into the shard's
@@ -480,7 +488,7 @@ func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err e
 		s.p.cfg.logger.Warn("handler panicked; event dead-lettered", "event", id.String(), "panic", pe.Error())
 	}
 	out := onceflow.Outcome{Status: onceflow.StatusDeadLettered, Attempts: uint32(pi.attempts), FirstSeen: pi.first, ErrorClass: reason}
-	s.finished(pi, id, out, onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive()}, ob)
+	s.finished(pi, &onceflow.Record{ID: id, Outcome: out, DeadLetter: dl, Redrive: pi.redrive()}, ob)
 	s.deadLettered.Add(1)
 }
 
