@@ -60,7 +60,8 @@
 // the number of events submitted: the intake holds at most a shard's
 // budget (in chunks that each hold at least one event, and at most 64 kept
 // for reuse), the committer channel at most two groups' worth of batches plus
-// one per shard, and the pending-claim map, the state overlay, the parked
+// one per shard (so that workers go on handling while a group commits), and
+// the pending-claim map, the state overlay, the parked
 // retries and the early events waiting for their sequence at most the
 // events in flight.
 // Stats counters of handled events and duplicates are added once per batch

@@ -23,3 +23,27 @@ func TestHotStructSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitChanCap checks that the committer channel holds two groups'
+// worth of full batches plus one per shard, within its cap.
+func TestCommitChanCap(t *testing.T) {
+	for _, c := range []struct {
+		shards, batch, group int
+		want                 int
+	}{
+		{4, 64, 1000, 2*16 + 4}, // the defaults
+		{1, 1, 1, 3},
+		{8, 1000, 1000, 2 + 8},
+		{2, 1, 1_000_000, maxCommitChan},
+	} {
+		cfg := defaults()
+		cfg.shards, cfg.batch, cfg.groupEvents = c.shards, c.batch, c.group
+		got := commitChanCap(cfg)
+		if got != c.want {
+			t.Errorf("shards %d, batch %d, group %d: capacity %d, want %d", c.shards, c.batch, c.group, got, c.want)
+		}
+		if got < maxCommitChan && got*c.batch < 2*c.group {
+			t.Errorf("shards %d, batch %d, group %d: %d batches hold fewer than two groups", c.shards, c.batch, c.group, got)
+		}
+	}
+}
