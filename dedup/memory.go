@@ -311,17 +311,24 @@ func outcomeAt(blocks [][]byte, pos uint64) (key []byte, e memEntry, n int) {
 // find returns the position of key, of hash h. pt.mu or m.wmu must be
 // held. It does not allocate.
 func find[K string | []byte](pt *memPart, key K, h uint64) (uint64, bool) {
-	pos, ok := pt.idx[h]
-	if ok {
+	pos, ok, _ := findSlot(pt, key, h)
+	return pos, ok
+}
+
+// findSlot is find that also reports whether h's slot in the index is
+// taken (by key or by another key).
+func findSlot[K string | []byte](pt *memPart, key K, h uint64) (pos uint64, found, taken bool) {
+	pos, taken = pt.idx[h]
+	if taken {
 		if k, _, _ := pt.at(pos); string(k) == string(key) {
-			return pos, true
+			return pos, true, true
 		}
 	}
 	if len(pt.more) == 0 {
-		return 0, false
+		return 0, false, taken
 	}
 	mr, ok := pt.more[string(key)]
-	return mr.pos, ok
+	return mr.pos, ok, taken
 }
 
 // get returns the outcome of key, of hash h (e.key is left empty). pt.mu
@@ -373,6 +380,21 @@ func put[K string | []byte](pt *memPart, h uint64, key K, slice uint64, v []byte
 		pt.more[string(key)] = moreRef{pos: pos, h: h}
 		pt.compactIfSparse()
 		return nil
+	}
+	pt.idx[h] = pos
+	return nil
+}
+
+// insertFree is put for a key whose hash h has no slot in the index yet
+// (findSlot reported it free): it skips put's look at the slot. pt.mu must
+// be held for writing.
+func insertFree(pt *memPart, h uint64, key []byte, slice uint64, v []byte) error {
+	pos, err := appendTo(pt, slice, key, v)
+	if err != nil {
+		return err
+	}
+	if pt.idx == nil {
+		pt.idx = make(map[uint64]uint64)
 	}
 	pt.idx[h] = pos
 	return nil
@@ -881,7 +903,11 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 		pt.mu.Lock()
 		for _, i := range sc.order[counts[k]:counts[k+1]] {
 			key, h := sc.keys[i], sc.hashes[i]
-			e, ok := pt.getBytes(key, h)
+			pos, ok, taken := findSlot(pt, key, h)
+			var e memEntry
+			if ok {
+				_, e, _ = pt.at(pos)
+			}
 			if ok && e.slice <= cur && cur-e.slice <= 63 && live&(1<<(cur-e.slice)) != 0 {
 				rec, err := decodeRecord(e.v)
 				if err != nil {
@@ -894,7 +920,13 @@ func (m *memBackend) commitPlain(b *onceflow.CommitBatch, sc *commitScratch, cur
 			}
 			rec := recordOf(&b.Records[i])
 			sc.vals = appendRecord(sc.vals[:0], &rec)
-			if err := put(pt, h, key, cur, sc.vals); err != nil {
+			var err error
+			if ok || taken {
+				err = put(pt, h, key, cur, sc.vals) // over an expired outcome, or beside another key
+			} else {
+				err = insertFree(pt, h, key, cur, sc.vals)
+			}
+			if err != nil {
 				pt.mu.Unlock()
 				return errors.Join(err, m.undo(sc))
 			}
