@@ -421,11 +421,14 @@ func (s *shard) finished(pi *pitem, rec *onceflow.Record, ob *outBatch) {
 }
 
 // commitClaimed adds e, with its record rec, to ob for the commit, and
-// claims rec's identity until then.
+// claims rec's identity until then: the claim, keyed by a hash of the
+// identity, points at the record in ob, which claimed checks against the
+// full identity. Two identities with the same hash only cost the later one
+// its in-flight duplicate answer (the store still commits its effects at
+// most once).
 func (s *shard) commitClaimed(e entry, rec *onceflow.Record, ob *outBatch) {
 	e.idh = s.hashOf(rec.ID)
-	i := ob.addCommit(e, rec)
-	s.claim(e.idh, ob, i)
+	s.pending[e.idh] = claim{ob: ob, rec: ob.addCommit(e, rec)}
 }
 
 // claimed returns the outcome of the claim on id by an event handled in
@@ -446,15 +449,6 @@ func (s *shard) hashOf(id onceflow.Identity) uint64 {
 		s.hashID, s.hashVal = id, s.p.idHash(id)
 	}
 	return s.hashVal
-}
-
-// claim records that the identity of hash h (see hashOf) was handled in
-// ob, with the record ob.recs[rec]. Claims are keyed by a hash of the
-// identity and checked against the full identity: two identities with
-// the same hash only cost the later one its in-flight duplicate answer
-// (the store still commits its effects at most once).
-func (s *shard) claim(h uint64, ob *outBatch, rec int32) {
-	s.pending[h] = claim{ob: ob, rec: rec}
 }
 
 // addEffects copies the handler's effects into rec and into the shard's
