@@ -4,20 +4,28 @@
 # (round after round, so that the machine's drift hits all of them
 # alike), then the median of each. Usage, from the repository root:
 #
-#   bench/experiments/run.sh [ROUNDS] [PATCH...]
+#   [BASE=commit] bench/experiments/run.sh [ROUNDS] [PATCH...]
 #
-# ROUNDS defaults to 8; PATCH defaults to every *.patch here. It needs git,
+# BASE defaults to 31c2d12. A patch names the commit it was written
+# against in a first line "base: commit" (none: 31c2d12); it may apply to
+# others too, and the script stops if it does not. ROUNDS defaults to 8;
+# PATCH defaults to every *.patch here written against BASE. It needs git,
 # Go and awk; it builds in a temporary worktree of the base commit and
 # removes it when done. About 40 s per round and binary on 2 cores.
 set -euo pipefail
 
-base=31c2d12 # the commit the patches apply to
+base=${BASE:-31c2d12} # the commit the patches apply to (BASE overrides)
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel)
 rounds=${1:-8}
 shift || true
+patch_base() { b=$(sed -n '1s/^base: //p' "$1"); echo "${b:-31c2d12}"; }
 if [ $# -eq 0 ]; then
-	set -- "$here"/*.patch
+	for p in "$here"/*.patch; do
+		if [ "$(patch_base "$p")" = "$base" ]; then
+			set -- "$@" "$p"
+		fi
+	done
 fi
 
 work=$(mktemp -d)
