@@ -361,8 +361,9 @@ const maxCommitChan = 4096
 // go on handling while the committer commits a group and gathers the next.
 // With two batches per shard, the default's 8, they waited on the channel
 // for part of every commit: the in-memory pipeline took 220 ms per 200k
-// events against 174 ms (docs/decisions.md). Memory stays bounded by the shards' budgets, which
-// count every event until its Ack, not by this capacity.
+// events against 174 ms (docs/decisions.md). Memory stays bounded by the
+// shards' budgets, which count every event until its Ack, not by this
+// capacity.
 func commitChanCap(cfg config) int {
 	perGroup := (cfg.groupEvents + cfg.batch - 1) / cfg.batch
 	return min(2*perGroup+cfg.shards, maxCommitChan)
