@@ -489,7 +489,7 @@ func proofCrash(t *testing.T, bin string, cfg proofChildConfig, kills int, maxDe
 	env := []string{envProofConfig + "=" + string(js)}
 	res, err := crashtest.Run(crashtest.Config{
 		Child: "TestProofCrashChild", Binary: bin, Kills: kills, Seed: cfg.Seed, MaxDelay: maxDelay,
-		Env: env, Timeout: 12 * time.Minute,
+		Env: env, Timeout: crashTimeout(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -509,6 +509,21 @@ func proofCrash(t *testing.T, bin string, cfg proofChildConfig, kills int, maxDe
 	sum.Seed, sum.Kills, sum.Starts, sum.WallSeconds = cfg.Seed, res.Kills, res.Starts, res.Wall.Seconds()
 	sum.Point, sum.Hit, sum.Mutation = cfg.Point, cfg.Hit, cfg.Mutation
 	return sum
+}
+
+// crashTimeout bounds one crash-harness run by what is left of the test
+// binary's -timeout, less a margin for the check child and the report, so
+// that a run at soak scale (make soak: 10M events, -timeout=24h) is bounded
+// by the timeout it was given and an overrun fails with the harness's
+// error (kills and starts so far) before the test binary panics. Without
+// a deadline (-timeout=0) it is 12 minutes.
+func crashTimeout(t *testing.T) time.Duration {
+	d, ok := t.Deadline()
+	if !ok {
+		return 12 * time.Minute
+	}
+	left := time.Until(d)
+	return max(left-2*time.Minute, left/2)
 }
 
 // broken reports whether sum shows a broken promise.
