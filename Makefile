@@ -50,8 +50,8 @@ SOAK_ENV := ONCEFLOW_RELIABILITY_DIR=$(CURDIR)/$(SOAK_DIR)
 soak: ## long runs (hours): crash harness 10M events/2,000 kills with fsync, store faults 0.1-20%, 20,000 property streams, 1h fuzzing per target
 	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
 	git rev-parse --short HEAD > $(SOAK_DIR)/commit
-	$(SOAK_ENV) PROOF_CRASH_EVENTS=10000000 PROOF_CRASH_KILLS=2000 PROOF_CRASH_SYNC=1 $(GO) test -count=1 -timeout=24h -run '^TestProofCrash$$' ./pipeline
-	$(SOAK_ENV) PROOF_POINT_EVENTS=50000 $(GO) test -count=1 -timeout=4h -run '^TestProofCrashPoints$$' ./pipeline
+	$(SOAK_ENV) PROOF_CRASH_EVENTS=10000000 PROOF_CRASH_KILLS=2000 PROOF_CRASH_SYNC=1 $(GO) test -count=1 -timeout=24h -v -run '^TestProofCrash$$' ./pipeline
+	$(SOAK_ENV) PROOF_POINT_EVENTS=50000 $(GO) test -count=1 -timeout=4h -v -run '^TestProofCrashPoints$$' ./pipeline
 	for rate in 0.001 0.01 0.05 0.2; do $(SOAK_ENV) PROOF_FAULT_EVENTS=1000000 PROOF_FAULT_RATE=$$rate $(GO) test -count=1 -timeout=4h -run '^TestProofStoreFaults$$' ./pipeline || exit 1; done
 	$(SOAK_ENV) PROPTEST_RUNS=20000 PROPTEST_EVENTS=200 PROPTEST_DISK_RUNS=2000 $(GO) test -race -count=1 -timeout=8h -run '^TestCheckHandler' ./proptest
 	$(SOAK_ENV) PROOF_STATEFUL_RUNS=5000 $(GO) test -race -count=1 -timeout=4h -run '^TestProofStateful$$' ./pipeline

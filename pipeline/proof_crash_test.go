@@ -489,7 +489,7 @@ func proofCrash(t *testing.T, bin string, cfg proofChildConfig, kills int, maxDe
 	env := []string{envProofConfig + "=" + string(js)}
 	res, err := crashtest.Run(crashtest.Config{
 		Child: "TestProofCrashChild", Binary: bin, Kills: kills, Seed: cfg.Seed, MaxDelay: maxDelay,
-		Env: env, Timeout: crashTimeout(t),
+		Env: env, Timeout: crashTimeout(t), Log: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)

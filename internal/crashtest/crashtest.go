@@ -12,7 +12,9 @@ package crashtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -56,8 +58,15 @@ type Config struct {
 	Seed uint64
 	// Timeout bounds the whole run (default 5 minutes).
 	Timeout time.Duration
-	// Log receives progress lines (nil: none).
+	// Log receives progress lines (nil: none): one when the child
+	// finishes, and one every ProgressEvery while kills are being
+	// delivered.
 	Log func(format string, args ...any)
+	// ProgressEvery is how often Run reports its progress to Log
+	// (default 1 minute), so that a long run (make soak: 2,000 kills
+	// over half an hour) shows how far it has got and when its last kill
+	// is due.
+	ProgressEvery time.Duration
 }
 
 // Result is what Run observed.
@@ -69,8 +78,10 @@ type Result struct {
 }
 
 // Run runs the child until it finishes, killing it cfg.Kills times first.
-// A child that exits non-zero, or a run past the timeout, is an error that
-// includes the child's stderr.
+// A child that exits non-zero is an error that includes the tail of its
+// stdout and its stderr. A run past cfg.Timeout is an error too: Run
+// starts no child after it, and kills a child still running at it (a hung
+// child included), reporting that child's output.
 func Run(cfg Config) (Result, error) {
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = 100 * time.Millisecond
@@ -81,21 +92,39 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
+	if cfg.ProgressEvery == 0 {
+		cfg.ProgressEvery = time.Minute
+	}
 	logf := cfg.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
 	rnd := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c))
 	start := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.Timeout))
+	defer cancel()
+	lastProgress := start
 	var res Result
+	timeout := func(detail string) error {
+		return fmt.Errorf("crashtest: timeout after %v (%d kills, %d starts; %s)%s",
+			cfg.Timeout, res.Kills, res.Starts, pace(res.Kills, cfg.Kills, time.Since(start)), detail)
+	}
 	for {
-		if time.Since(start) > cfg.Timeout {
-			return res, fmt.Errorf("crashtest: timeout after %v (%d kills, %d starts)", cfg.Timeout, res.Kills, res.Starts)
+		if ctx.Err() != nil {
+			return res, timeout("")
+		}
+		if now := time.Now(); now.Sub(lastProgress) >= cfg.ProgressEvery && res.Kills < cfg.Kills {
+			lastProgress = now
+			logf("crashtest: %d of %d kills, %d starts, %v so far; %s",
+				res.Kills, cfg.Kills, res.Starts, now.Sub(start).Round(time.Second), pace(res.Kills, cfg.Kills, now.Sub(start)))
 		}
 		kill := res.Kills < cfg.Kills
 		early := kill && rnd.Float64() < cfg.EarlyKills
 		delay := cfg.MinDelay + time.Duration(rnd.Int64N(int64(cfg.MaxDelay-cfg.MinDelay)+1))
-		killed, err := runChild(cfg, kill, early, delay, &res)
+		killed, err := runChild(ctx, cfg, kill, early, delay, &res)
+		if to, ok := errors.AsType[*timedOut](err); ok {
+			return res, timeout(to.output)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -110,12 +139,31 @@ func Run(cfg Config) (Result, error) {
 	}
 }
 
-func runChild(cfg Config, kill, early bool, delay time.Duration, res *Result) (killed bool, err error) {
+// pace says when the last of want kills is due if the kills to come take
+// as long as the done ones took in elapsed.
+func pace(done, want int, elapsed time.Duration) string {
+	switch {
+	case done >= want:
+		return "every kill delivered"
+	case done == 0:
+		return "no kill delivered yet"
+	}
+	left := time.Duration(float64(elapsed) / float64(done) * float64(want-done))
+	return fmt.Sprintf("the last kill due in about %v at this pace", left.Round(time.Second))
+}
+
+// timedOut is the error of a child that Run killed at its timeout; output
+// is what the child printed last.
+type timedOut struct{ output string }
+
+func (e *timedOut) Error() string { return "crashtest: child killed at the timeout" + e.output }
+
+func runChild(ctx context.Context, cfg Config, kill, early bool, delay time.Duration, res *Result) (killed bool, err error) {
 	bin := cfg.Binary
 	if bin == "" {
 		bin = os.Args[0]
 	}
-	cmd := exec.Command(bin, "-test.run=^"+cfg.Child+"$", "-test.count=1", "-test.v")
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^"+cfg.Child+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), cfg.Env...), envChild+"="+cfg.Child)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -157,6 +205,9 @@ func runChild(cfg Config, kill, early bool, delay time.Duration, res *Result) (k
 	}
 	<-readDone // all reads done before Wait closes the pipe
 	err = cmd.Wait()
+	if err != nil && ctx.Err() != nil { // killed by CommandContext at the timeout
+		return false, &timedOut{output: fmt.Sprintf("; the child's last lines:\nstdout tail:\n%s\nstderr:\n%s", tail, stderr.String())}
+	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 		return true, nil
 	}
