@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 const fuzzLog = `go test -run='^$' -fuzz='^FuzzDecodeEvent$' -fuzztime=10s .
@@ -84,3 +86,5 @@ func TestNum(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
