@@ -86,8 +86,8 @@
 // (go test -run '^$' -bench BenchmarkDedup -count 3 -benchmem ./dedup/)
 //
 // A negative answer costs a probe of every live slice's filter, each a
-// murmur3 hash and one or two cache misses (PERF.md: ~300 ns a probe):
-// more slices make expiry finer and lookups slower.
+// murmur3 hash and one or two cache misses (tier=bloom-negative above
+// probes the default 8): more slices make expiry finer and lookups slower.
 //
 // Stats reports each tier's count, the measured false-positive rate and
 // the window's occupancy.
@@ -173,7 +173,7 @@
 // has keys, so the pages written and synced decide the cost; sorting
 // makes the existence checks and the Puts walk the tree in order, costs
 // ~0.1 ms per 1,000 keys, and pays more as a batch grows relative to the
-// bucket (PERF.md: 4x at 100,000 keys per transaction). A fuller leaf
+// bucket. A fuller leaf
 // helps appends but splits at the next random insert. What raises
 // durable throughput is the group commit size. Over bare bbolt, dedup
 // adds an existence read per identity (about 12% of a commit's CPU), the
@@ -209,8 +209,9 @@
 //     identity has been forgotten. Size the window to the redelivery
 //     horizon of the sources; Stats.ExpiredSlices counts what was
 //     forgotten.
-//   - Dead letters do not expire with the window; they stay until the
-//     file is replaced.
+//   - Dead letters do not expire with the window; they stay until
+//     [Store.PurgeDeadLetters] deletes them (a purged identity keeps its
+//     outcome for the window and can no longer be redriven).
 //   - The clock decides expiry: a clock set far ahead forgets the whole
 //     window at the next commit.
 //   - A corrupt record is reported as an error matching

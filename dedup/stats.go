@@ -18,9 +18,10 @@ type Stats struct {
 	StoreReads     uint64
 	StoreHits      uint64
 	// FalsePositiveRate is the share of store reads that found nothing:
-	// (StoreReads-StoreHits)/StoreReads, 0 before any. It counts true
-	// Bloom false positives and lookups of identities noted by an
-	// earlier lookup but never committed (a released claim).
+	// (StoreReads-StoreHits)/StoreReads, 0 before any: the filters'
+	// false positives (only a commit adds an identity to a filter, so a
+	// lookup of an identity never committed reads the store only when a
+	// filter is wrong).
 	FalsePositiveRate float64
 
 	// Window. Slices lists the live slices, oldest first, with the

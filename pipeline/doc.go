@@ -37,9 +37,9 @@
 // and sends one handled batch to the committer over a channel. The committer groups batches from all shards
 // into one store transaction (WithGroupCommit),
 // then acknowledges them, releases their queue budget, and hands each batch
-// back to its worker, which releases the batch's claims. Run creates and
-// closes the committer channel (after every worker has returned); nothing
-// else is closed by a receiver.
+// back to its worker, which releases the batch's claims. New creates the
+// committer channel; Run closes it after every worker has returned;
+// nothing else is closed by a receiver.
 //
 // # Caveats
 //

@@ -35,7 +35,9 @@
 //
 //	{"read":N,"written":N,"duplicates":N,"rejected":N,"held":N,"seconds":S,"events_per_second":R}
 //
-// with read = written + duplicates + rejected + held. When standard error
+// with read = written + duplicates + rejected + held, except with --order
+// sequence, where written also counts events that an earlier run held and
+// this one released (see below). When standard error
 // is a terminal a progress bar is drawn (and cleared) above it; otherwise
 // nothing else is printed on success.
 //

@@ -114,8 +114,8 @@ type runConfig struct {
 	// commits of up to 16,384 events or 100 ms keep fsyncs to a few per
 	// second; shard batches of up to 8,192 events let the shard work on
 	// while the committer commits (the committer channel holds two
-	// batches per shard, and the committer does not read it during a
-	// commit); the outcome cache is off because a batch run seldom asks
+	// groups' worth of batches plus one per shard, and the committer does
+	// not read it during a commit); the outcome cache is off because a batch run seldom asks
 	// for an outcome twice and the cache's upkeep cost more than the store
 	// reads it saved (about 2.4 s of CPU per million events).
 	groupEvents int
