@@ -242,7 +242,7 @@ func TestCrashDedup(t *testing.T) {
 // the summary it printed as one "SUMMARY {json}" line, and its output.
 func runCrashChecker(t *testing.T, bin, name string, env []string) (crashtest.Summary, string) {
 	t.Helper()
-	out, err := crashtest.RunOnce(bin, name, env)
+	out, err := crashtest.RunOnce(bin, name, env, crashTimeout(t))
 	if err != nil {
 		t.Fatal(err)
 	}

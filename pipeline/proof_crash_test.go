@@ -494,7 +494,7 @@ func proofCrash(t *testing.T, bin string, cfg proofChildConfig, kills int, maxDe
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := crashtest.RunOnce(bin, "TestProofCheckChild", env)
+	out, err := crashtest.RunOnce(bin, "TestProofCheckChild", env, crashTimeout(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,12 +511,13 @@ func proofCrash(t *testing.T, bin string, cfg proofChildConfig, kills int, maxDe
 	return sum
 }
 
-// crashTimeout bounds one crash-harness run by what is left of the test
-// binary's -timeout, less a margin for the check child and the report, so
-// that a run at soak scale (make soak: 10M events, -timeout=24h) is bounded
-// by the timeout it was given and an overrun fails with the harness's
-// error (kills and starts so far) before the test binary panics. Without
-// a deadline (-timeout=0) it is 12 minutes.
+// crashTimeout bounds one crash-harness run, or one child run to
+// completion (a check, a fault run), by what is left of the test binary's
+// -timeout, less a margin for the check child and the report, so that a
+// run at soak scale (make soak: 10M events, -timeout=24h) is bounded by
+// the timeout it was given and an overrun (or a hung child) fails with
+// the harness's error and the child's output before the test binary
+// panics. Without a deadline (-timeout=0) it is 12 minutes.
 func crashTimeout(t *testing.T) time.Duration {
 	d, ok := t.Deadline()
 	if !ok {

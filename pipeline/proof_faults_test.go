@@ -164,7 +164,7 @@ func TestProofStoreFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := crashtest.RunOnce(bin, "TestProofStoreFaultsChild", []string{envProofConfig + "=" + string(js)})
+	out, err := crashtest.RunOnce(bin, "TestProofStoreFaultsChild", []string{envProofConfig + "=" + string(js)}, crashTimeout(t))
 	if err != nil {
 		t.Fatal(err)
 	}

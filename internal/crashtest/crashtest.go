@@ -233,13 +233,23 @@ func BuildChild(tmp, dir string) (string, error) {
 }
 
 // RunOnce runs the child test name of bin to completion with env and
-// returns its stdout; a failure includes stderr.
-func RunOnce(bin, name string, env []string) (string, error) {
-	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+// returns its stdout; a failure includes stderr. A child still running
+// after timeout (0: no limit) is killed, and that is an error too.
+func RunOnce(bin, name string, env []string, timeout time.Duration) (string, error) {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^"+name+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), env...), envChild+"="+name)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("killed after its timeout of %v", timeout)
+		}
 		return stdout.String(), fmt.Errorf("crashtest: %s: %v\nstdout:\n%s\nstderr:\n%s", name, err, stdout.String(), stderr.String())
 	}
 	return stdout.String(), nil

@@ -159,3 +159,39 @@ func TestRunKillsAHungChildAtTheTimeout(t *testing.T) {
 		t.Errorf("Run = %+v and %d starts, want one unfinished start", res, starts(t, dir))
 	}
 }
+
+func TestRunOnce(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		timeout time.Duration
+		wantErr []string // empty: success
+	}{
+		{mode: "finish", timeout: time.Minute},
+		{mode: "finish"}, // no limit
+		{mode: "fail", timeout: time.Minute, wantErr: []string{"exit status 3", "working on it", "child: the store is broken"}},
+		{mode: "hang", timeout: time.Second, wantErr: []string{"killed after its timeout of 1s", "working on it"}},
+	} {
+		t.Run(fmt.Sprintf("mode=%s/timeout=%v", tc.mode, tc.timeout), func(t *testing.T) {
+			dir := t.TempDir()
+			began := time.Now()
+			out, err := crashtest.RunOnce(os.Args[0], "TestHarnessChild", []string{envDir + "=" + dir, envMode + "=" + tc.mode}, tc.timeout)
+			if waited := time.Since(began); waited > time.Minute {
+				t.Errorf("RunOnce returned after %v", waited)
+			}
+			if len(tc.wantErr) == 0 {
+				if err != nil || !strings.Contains(out, crashtest.Ready) {
+					t.Fatalf("RunOnce = %q, %v; want the child's stdout with %s and no error", out, err, crashtest.Ready)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("RunOnce = %q, no error; want one", out)
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
