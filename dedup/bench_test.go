@@ -69,7 +69,9 @@ func BenchmarkDedup(b *testing.B) {
 	}
 	committed := func(i int) onceflow.Identity { return benchIdentity(1, uint64(i%((nSlices+1)*perSlice))) }
 
-	run := func(b *testing.B, s *dedup.Store, id func(i int) onceflow.Identity, wantFound bool) {
+	// run looks up id(0), id(1), ... in s and returns the store reads
+	// per lookup, which it also reports.
+	run := func(b *testing.B, s *dedup.Store, id func(i int) onceflow.Identity, wantFound bool) float64 {
 		b.ReportAllocs()
 		i := 0
 		before := s.Stats()
@@ -83,7 +85,9 @@ func BenchmarkDedup(b *testing.B) {
 		}
 		b.ReportMetric(float64(i)/time.Since(start).Seconds(), "events/s")
 		st := s.Stats()
-		b.ReportMetric(float64(st.StoreReads-before.StoreReads)/float64(i), "store-reads/op")
+		reads := float64(st.StoreReads-before.StoreReads) / float64(i)
+		b.ReportMetric(reads, "store-reads/op")
+		return reads
 	}
 	reopen := func(b *testing.B, more ...dedup.Option) *dedup.Store {
 		s, err := dedup.Open(path, append(slices.Clone(opts), more...)...)
@@ -92,6 +96,33 @@ func BenchmarkDedup(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = s.Close() })
 		return s
+	}
+	// classify looks each of candidates up once in s, whose cache holds
+	// none of them, and splits them by what answered: the filters alone
+	// (a negative), or a store read that found nothing (a false positive
+	// of a filter). A tier loops over one of the lists: it must hold at
+	// least 1,000 identities.
+	classify := func(b *testing.B, s *dedup.Store, candidates []onceflow.Identity, falsePositives bool) []onceflow.Identity {
+		var negative, falsePositive []onceflow.Identity
+		for _, id := range candidates {
+			before := s.Stats().StoreReads
+			if _, found, err := s.Lookup(id); err != nil || found {
+				b.Fatalf("Lookup of a new identity: found %v, %v", found, err)
+			}
+			if s.Stats().StoreReads == before {
+				negative = append(negative, id)
+			} else {
+				falsePositive = append(falsePositive, id)
+			}
+		}
+		list, name := negative, "negatives"
+		if falsePositives {
+			list, name = falsePositive, "false positives"
+		}
+		if len(list) < 1000 {
+			b.Fatalf("%d candidates gave %d %s, want at least 1,000", len(candidates), len(list), name)
+		}
+		return list
 	}
 	// Identities are precomputed outside the timed loop.
 	ids := func(stream uint64, n int) []onceflow.Identity {
@@ -126,15 +157,14 @@ func BenchmarkDedup(b *testing.B) {
 		run(b, s, func(i int) onceflow.Identity { return committedIDs[i%len(committedIDs)] }, true)
 	})
 	b.Run("tier=store-miss", func(b *testing.B) {
-		// Identities noted by a first lookup and never committed: the
-		// filter says "maybe", the store read finds nothing, which is
-		// the path of a Bloom false positive.
+		// The path of a filter's false positive: identities never
+		// committed that a live slice's filter says "maybe" to, so that a
+		// store read confirms they are new.
 		s := reopen(b, dedup.WithCacheItems(0))
-		noted := ids(3, 5_000)
-		for _, id := range noted {
-			_, _, _ = s.Lookup(id)
+		fp := classify(b, s, ids(3, 1<<20), true)
+		if reads := run(b, s, func(i int) onceflow.Identity { return fp[i%len(fp)] }, false); reads != 1 {
+			b.Errorf("%.3f store reads per lookup, want 1: the filters no longer say maybe to these", reads)
 		}
-		run(b, s, func(i int) onceflow.Identity { return noted[i%len(noted)] }, false)
 	})
 	b.Run("tier=bbolt-raw-get", func(b *testing.B) {
 		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
@@ -180,22 +210,16 @@ func BenchmarkDedup(b *testing.B) {
 		b.ReportMetric(float64(i)/time.Since(start).Seconds(), "events/s")
 	})
 	b.Run("tier=bloom-negative", func(b *testing.B) {
-		// Last: opening with a later clock expires the oldest slice.
-		// Each lookup of a new identity notes it in the current slice:
-		// move to the next slice after perSlice of them, so that every
-		// slice holds what it is sized for, as in a steady state.
-		own := newClock()
-		own.Set(clk.Now().Add(time.Hour)) // start with an empty current slice
-		s := reopen(b, dedup.WithClock(own.Now))
-		fresh := ids(2, 1<<20)
-		run(b, s, func(i int) onceflow.Identity {
-			if i%perSlice == perSlice-1 {
-				own.Add(time.Hour)
-			}
-			return fresh[i%len(fresh)]
-		}, false)
-		if st := s.Stats(); st.BloomOverflows > 0 {
-			b.Errorf("%d filter overflows", st.BloomOverflows)
+		// New identities that every live slice's filter rules out: a
+		// probe of each of the 9 filters, no store read. (A lookup does
+		// not note its identity; only a commit adds to a filter.)
+		s := reopen(b)
+		neg := classify(b, s, ids(2, 1<<18), false)
+		if reads := run(b, s, func(i int) onceflow.Identity { return neg[i%len(neg)] }, false); reads != 0 {
+			b.Errorf("%.3f store reads per lookup, want 0", reads)
+		}
+		if st := s.Stats(); st.BloomOverflows > 0 || len(st.Slices) != nSlices+1 {
+			b.Errorf("%d filter overflows, %d live slices; want 0 and %d", st.BloomOverflows, len(st.Slices), nSlices+1)
 		}
 	})
 }
