@@ -105,14 +105,18 @@ func BenchmarkDedup(b *testing.B) {
 	classify := func(b *testing.B, s *dedup.Store, candidates []onceflow.Identity, falsePositives bool) []onceflow.Identity {
 		var negative, falsePositive []onceflow.Identity
 		for _, id := range candidates {
-			before := s.Stats().StoreReads
+			before := s.Stats()
 			if _, found, err := s.Lookup(id); err != nil || found {
 				b.Fatalf("Lookup of a new identity: found %v, %v", found, err)
 			}
-			if s.Stats().StoreReads == before {
+			after := s.Stats()
+			switch {
+			case after.BloomNegatives == before.BloomNegatives+1:
 				negative = append(negative, id)
-			} else {
+			case after.StoreReads == before.StoreReads+1 && after.StoreHits == before.StoreHits:
 				falsePositive = append(falsePositive, id)
+			default:
+				b.Fatalf("a lookup of a new identity was answered by neither the filters nor a store read: %+v, then %+v", before, after)
 			}
 		}
 		list, name := negative, "negatives"

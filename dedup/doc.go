@@ -87,7 +87,8 @@
 //
 // A negative answer costs a probe of every live slice's filter, each a
 // murmur3 hash and one or two cache misses (tier=bloom-negative above
-// probes the default 8): more slices make expiry finer and lookups slower.
+// probes 9: the 8 slices of the window and the current one): more slices
+// make expiry finer and lookups slower.
 //
 // Stats reports each tier's count, the measured false-positive rate and
 // the window's occupancy.

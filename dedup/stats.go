@@ -18,10 +18,13 @@ type Stats struct {
 	StoreReads     uint64
 	StoreHits      uint64
 	// FalsePositiveRate is the share of store reads that found nothing:
-	// (StoreReads-StoreHits)/StoreReads, 0 before any: the filters'
-	// false positives (only a commit adds an identity to a filter, so a
-	// lookup of an identity never committed reads the store only when a
-	// filter is wrong).
+	// (StoreReads-StoreHits)/StoreReads, 0 before any. With filters
+	// (Open) these are mostly the filters' false positives: only a commit
+	// adds an identity to a filter, but it does so before its
+	// transaction, so a lookup during a commit, or after one that
+	// failed, also reads the store and finds nothing. NewMemory has no
+	// filters: every lookup is a store read, and this is the share of
+	// lookups that were of new identities.
 	FalsePositiveRate float64
 
 	// Window. Slices lists the live slices, oldest first, with the

@@ -35,9 +35,11 @@
 //
 //	{"read":N,"written":N,"duplicates":N,"rejected":N,"held":N,"seconds":S,"events_per_second":R}
 //
-// with read = written + duplicates + rejected + held, except with --order
-// sequence, where written also counts events that an earlier run held and
-// this one released (see below). When standard error
+// With --order arrival, read = written + duplicates + rejected, and held is
+// 0. With --order sequence, held is the number of events held in the state
+// at the end (by this run or an earlier one), and written also counts held
+// events this run released (see below), so the figures balance only over
+// a series of runs. When standard error
 // is a terminal a progress bar is drawn (and cleared) above it; otherwise
 // nothing else is printed on success.
 //

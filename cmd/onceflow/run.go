@@ -83,9 +83,11 @@ last commit are written again by the next run.
 Summary: the last line on standard error is one JSON object:
   {"read":N,"written":N,"duplicates":N,"rejected":N,"held":N,
    "seconds":S,"events_per_second":R}
-read counts input lines; read = written + duplicates + rejected + held,
-except that with --order sequence written also counts events held by an
-earlier run and released by this one.
+read counts input lines. With --order arrival, read = written +
+duplicates + rejected, and held is 0. With --order sequence, held is the
+number of events held in the state at the end (by this run or an earlier
+one), and written also counts held events this run released, so the
+figures balance only over a series of runs.
 When standard error is a terminal a progress bar is drawn above it.
 
 Exit status: 0 when the input was fully handled (rejects included), 1 on a

@@ -12,7 +12,6 @@ package crashtest
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -81,7 +82,11 @@ type Result struct {
 // A child that exits non-zero is an error that includes the tail of its
 // stdout and its stderr. A run past cfg.Timeout is an error too: Run
 // starts no child after it, and kills a child still running at it (a hung
-// child included), reporting that child's output.
+// child included), reporting that child's output. While it runs, Run
+// reports its progress to cfg.Log every cfg.ProgressEvery, from a
+// goroutine that has returned when Run returns. Kills reach the child
+// process only: a child that starts processes of its own must not leave
+// them holding its stdout or stderr, or Run waits for them.
 func Run(cfg Config) (Result, error) {
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = 100 * time.Millisecond
@@ -101,41 +106,73 @@ func Run(cfg Config) (Result, error) {
 	}
 	rnd := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c))
 	start := time.Now()
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.Timeout))
-	defer cancel()
-	lastProgress := start
-	var res Result
-	timeout := func(detail string) error {
+	deadline := start.Add(cfg.Timeout)
+
+	var (
+		mu  sync.Mutex // guards res against the progress goroutine
+		res Result
+	)
+	snapshot := func() Result {
+		mu.Lock()
+		defer mu.Unlock()
+		return res
+	}
+	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
+	go func() { // reports progress until Run returns
+		defer close(progressDone)
+		tick := time.NewTicker(cfg.ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case now := <-tick.C:
+				r := snapshot()
+				logf("crashtest: %d of %d kills, %d starts, %v so far; %s",
+					r.Kills, cfg.Kills, r.Starts, now.Sub(start).Round(time.Second), pace(r.Kills, cfg.Kills, now.Sub(start)))
+			}
+		}
+	}()
+	defer func() {
+		close(stopProgress)
+		<-progressDone
+	}()
+
+	timeout := func(r Result, detail string) error {
 		return fmt.Errorf("crashtest: timeout after %v (%d kills, %d starts; %s)%s",
-			cfg.Timeout, res.Kills, res.Starts, pace(res.Kills, cfg.Kills, time.Since(start)), detail)
+			cfg.Timeout, r.Kills, r.Starts, pace(r.Kills, cfg.Kills, time.Since(start)), detail)
 	}
 	for {
-		if ctx.Err() != nil {
-			return res, timeout("")
+		if !time.Now().Before(deadline) {
+			return snapshot(), timeout(snapshot(), "")
 		}
-		if now := time.Now(); now.Sub(lastProgress) >= cfg.ProgressEvery && res.Kills < cfg.Kills {
-			lastProgress = now
-			logf("crashtest: %d of %d kills, %d starts, %v so far; %s",
-				res.Kills, cfg.Kills, res.Starts, now.Sub(start).Round(time.Second), pace(res.Kills, cfg.Kills, now.Sub(start)))
-		}
-		kill := res.Kills < cfg.Kills
+		kill := snapshot().Kills < cfg.Kills
 		early := kill && rnd.Float64() < cfg.EarlyKills
 		delay := cfg.MinDelay + time.Duration(rnd.Int64N(int64(cfg.MaxDelay-cfg.MinDelay)+1))
-		killed, err := runChild(ctx, cfg, kill, early, delay, &res)
+		started := func() {
+			mu.Lock()
+			res.Starts++
+			mu.Unlock()
+		}
+		killed, err := runChild(cfg, deadline, kill, early, delay, started)
 		if to, ok := errors.AsType[*timedOut](err); ok {
-			return res, timeout(to.output)
+			return snapshot(), timeout(snapshot(), to.output)
 		}
 		if err != nil {
-			return res, err
+			return snapshot(), err
 		}
+		mu.Lock()
 		if killed {
 			res.Kills++
+			mu.Unlock()
 			continue
 		}
 		res.Finished = true
 		res.Wall = time.Since(start)
-		logf("crashtest: child finished after %d kills, %d starts, %v", res.Kills, res.Starts, res.Wall)
-		return res, nil
+		r := res
+		mu.Unlock()
+		logf("crashtest: child finished after %d kills, %d starts, %v", r.Kills, r.Starts, r.Wall)
+		return r, nil
 	}
 }
 
@@ -144,7 +181,7 @@ func Run(cfg Config) (Result, error) {
 func pace(done, want int, elapsed time.Duration) string {
 	switch {
 	case done >= want:
-		return "every kill delivered"
+		return "every kill delivered, the child is finishing its work"
 	case done == 0:
 		return "no kill delivered yet"
 	}
@@ -158,12 +195,40 @@ type timedOut struct{ output string }
 
 func (e *timedOut) Error() string { return "crashtest: child killed at the timeout" + e.output }
 
-func runChild(ctx context.Context, cfg Config, kill, early bool, delay time.Duration, res *Result) (killed bool, err error) {
+// killAt kills cmd's started process at deadline (the zero time: never).
+// fired reports whether it tried; stop cancels the kill if it has not
+// happened. A kill that comes after the process exited does nothing: the
+// exit status still says how the child ended, and the callers decide from
+// it first.
+func killAt(cmd *exec.Cmd, deadline time.Time) (fired func() bool, stop func()) {
+	if deadline.IsZero() {
+		return func() bool { return false }, func() {}
+	}
+	var did atomic.Bool
+	t := time.AfterFunc(time.Until(deadline), func() {
+		did.Store(true)
+		_ = cmd.Process.Kill()
+	})
+	return did.Load, func() { t.Stop() }
+}
+
+// killedBy reports whether the child ended by SIGKILL.
+func killedBy(st *os.ProcessState) bool {
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// runChild runs the child once, delivering a SIGKILL if kill. It reports
+// killed when the child died of a SIGKILL, this one or its own (a child
+// may kill itself at a named crash point); a child that finished first is
+// not killed. A child killed by the deadline is a *timedOut error; one
+// that exits non-zero, or dies of another signal, is an error.
+func runChild(cfg Config, deadline time.Time, kill, early bool, delay time.Duration, started func()) (killed bool, err error) {
 	bin := cfg.Binary
 	if bin == "" {
 		bin = os.Args[0]
 	}
-	cmd := exec.CommandContext(ctx, bin, "-test.run=^"+cfg.Child+"$", "-test.count=1", "-test.v")
+	cmd := exec.Command(bin, "-test.run=^"+cfg.Child+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), cfg.Env...), envChild+"="+cfg.Child)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -174,7 +239,9 @@ func runChild(ctx context.Context, cfg Config, kill, early bool, delay time.Dura
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("crashtest: start child: %w", err)
 	}
-	res.Starts++
+	started()
+	timedOutKill, stopTimer := killAt(cmd, deadline)
+	defer stopTimer()
 	ready := make(chan struct{})
 	readDone := make(chan struct{})
 	tail := &lastLines{}
@@ -205,16 +272,17 @@ func runChild(ctx context.Context, cfg Config, kill, early bool, delay time.Dura
 	}
 	<-readDone // all reads done before Wait closes the pipe
 	err = cmd.Wait()
-	if err != nil && ctx.Err() != nil { // killed by CommandContext at the timeout
+	switch st := cmd.ProcessState; {
+	case st != nil && st.Success():
+		return false, nil // finished, before any kill landed
+	case st != nil && killedBy(st) && timedOutKill():
+		// The deadline's kill, or ours just before it: the run is over
+		// either way, and the child's last lines say where it was.
 		return false, &timedOut{output: fmt.Sprintf("; the child's last lines:\nstdout tail:\n%s\nstderr:\n%s", tail, stderr.String())}
+	case st != nil && killedBy(st):
+		return true, nil // ours, or the child's own at a named crash point
 	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("crashtest: child failed: %v\nstdout tail:\n%s\nstderr:\n%s", err, tail, stderr.String())
-	}
-	return false, nil // finished before the kill landed
+	return false, fmt.Errorf("crashtest: child failed: %v\nstdout tail:\n%s\nstderr:\n%s", err, tail, stderr.String())
 }
 
 // BuildChild compiles the test binary of the package in dir (the test's
@@ -234,25 +302,30 @@ func BuildChild(tmp, dir string) (string, error) {
 
 // RunOnce runs the child test name of bin to completion with env and
 // returns its stdout; a failure includes stderr. A child still running
-// after timeout (0: no limit) is killed, and that is an error too.
+// after timeout (0: no limit) is killed, and that is an error too; one
+// that exited 0 is a success even if it was reaped after the timeout.
 func RunOnce(bin, name string, env []string, timeout time.Duration) (string, error) {
-	ctx := context.Background()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	cmd := exec.CommandContext(ctx, bin, "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), env...), envChild+"="+name)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("killed after its timeout of %v", timeout)
-		}
-		return stdout.String(), fmt.Errorf("crashtest: %s: %v\nstdout:\n%s\nstderr:\n%s", name, err, stdout.String(), stderr.String())
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("crashtest: %s: start: %w", name, err)
 	}
-	return stdout.String(), nil
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	fired, stop := killAt(cmd, deadline)
+	defer stop()
+	err := cmd.Wait()
+	if err == nil {
+		return stdout.String(), nil
+	}
+	if killedBy(cmd.ProcessState) && fired() {
+		err = fmt.Errorf("killed after its timeout of %v", timeout)
+	}
+	return stdout.String(), fmt.Errorf("crashtest: %s: %v\nstdout:\n%s\nstderr:\n%s", name, err, stdout.String(), stderr.String())
 }
 
 type lastLines struct{ lines []string }

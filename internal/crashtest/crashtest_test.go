@@ -1,12 +1,15 @@
 package crashtest_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,8 +18,10 @@ import (
 
 // The child of these tests is this test binary itself (Config.Binary
 // empty). What TestHarnessChild does is set by the environment: it counts
-// its start in a file, prints Ready, and then finishes after a pause, fails,
-// or hangs.
+// its start and writes its pid in files, prints Ready, and then finishes
+// after a pause, fails, or hangs. A hung child gives up after 30 s and
+// exits 0, so that a harness that fails to kill it fails its test soon
+// rather than at the test binary's timeout.
 const (
 	envDir  = "CRASHTEST_TEST_DIR"
 	envMode = "CRASHTEST_TEST_MODE"
@@ -36,16 +41,24 @@ func TestHarnessChild(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(os.Getenv(envDir), "pid"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fmt.Println("working on it")
 	fmt.Println(crashtest.Ready)
 	switch mode := os.Getenv(envMode); mode {
 	case "finish":
 		time.Sleep(300 * time.Millisecond) // long enough for every kill to land first
+	case "selfkill-once": // as a child does at a named crash point
+		if b, err := os.ReadFile(filepath.Join(os.Getenv(envDir), "starts")); err == nil && string(b) == "start\n" {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute) // the signal lands first
+		}
 	case "fail":
 		fmt.Fprintln(os.Stderr, "child: the store is broken")
 		os.Exit(3)
 	case "hang":
-		time.Sleep(time.Hour)
+		time.Sleep(30 * time.Second)
 	default:
 		t.Fatalf("%s=%q: want finish, fail or hang", envMode, mode)
 	}
@@ -69,6 +82,22 @@ func (l *logLines) all() []string {
 	return append([]string(nil), l.lines...)
 }
 
+// gone fails t unless the child whose pid is in dir has ended.
+func gone(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("child %d: signal 0 gave %v, want ESRCH: it is still running", pid, err)
+	}
+}
+
 func starts(t *testing.T, dir string) int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "starts"))
@@ -87,7 +116,7 @@ func TestRunKillsThenLetsTheChildFinish(t *testing.T) {
 	res, err := crashtest.Run(crashtest.Config{
 		Child: "TestHarnessChild", Env: []string{envDir + "=" + dir, envMode + "=finish"},
 		Kills: kills, MaxDelay: 20 * time.Millisecond, EarlyKills: 0.5, Seed: seed, Timeout: 2 * time.Minute,
-		Log: log.logf, ProgressEvery: time.Nanosecond,
+		Log: log.logf, ProgressEvery: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +128,8 @@ func TestRunKillsThenLetsTheChildFinish(t *testing.T) {
 	if n := starts(t, dir); n < 1 || n > kills+1 {
 		t.Errorf("the child counted %d starts, want 1 to %d", n, kills+1)
 	}
+	// Progress comes from a ticker (every 10ms here): during the kills,
+	// and during the last child's 300ms of work after them.
 	lines := log.all()
 	var progress []string
 	for _, l := range lines {
@@ -106,19 +137,32 @@ func TestRunKillsThenLetsTheChildFinish(t *testing.T) {
 			progress = append(progress, l)
 		}
 	}
-	// ProgressEvery is 1ns: one line before each start that has a kill to
-	// deliver, the first with none delivered yet.
-	if len(progress) != kills {
-		t.Fatalf("%d progress lines, want %d:\n%s", len(progress), kills, strings.Join(lines, "\n"))
+	if len(progress) == 0 {
+		t.Fatalf("no progress lines:\n%s", strings.Join(lines, "\n"))
 	}
-	if !strings.Contains(progress[0], "0 of 4 kills") || !strings.Contains(progress[0], "no kill delivered yet") {
-		t.Errorf("first progress line %q: want 0 of 4 kills and no pace yet", progress[0])
+	for _, l := range progress {
+		if !strings.Contains(l, " of 4 kills, ") {
+			t.Errorf("progress line %q: want N of 4 kills", l)
+		}
 	}
-	if last := progress[kills-1]; !strings.Contains(last, "3 of 4 kills") || !strings.Contains(last, "the last kill due in about") {
-		t.Errorf("last progress line %q: want 3 of 4 kills and when the last is due", last)
+	if last := progress[len(progress)-1]; !strings.Contains(last, "4 of 4 kills, 5 starts") || !strings.Contains(last, "every kill delivered") {
+		t.Errorf("last progress line %q: want 4 of 4 kills, 5 starts, every kill delivered", last)
 	}
 	if end := lines[len(lines)-1]; !strings.Contains(end, "child finished after 4 kills, 5 starts") {
 		t.Errorf("last log line %q: want the child finished after 4 kills, 5 starts", end)
+	}
+}
+
+func TestRunCountsAChildKillingItself(t *testing.T) {
+	dir := t.TempDir()
+	res, err := crashtest.Run(crashtest.Config{
+		Child: "TestHarnessChild", Env: []string{envDir + "=" + dir, envMode + "=selfkill-once"}, Timeout: 2 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Finished || res.Kills != 1 || res.Starts != 2 || starts(t, dir) != 2 {
+		t.Fatalf("Run = %+v, %d starts counted by the child; want finished after 1 kill and 2 starts", res, starts(t, dir))
 	}
 }
 
@@ -151,10 +195,11 @@ func TestRunKillsAHungChildAtTheTimeout(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
 	}
-	// The child sleeps an hour: Run must have killed it, not waited.
-	if waited := time.Since(began); waited > time.Minute {
+	// The child gives up after 30 s: Run must have killed it, not waited.
+	if waited := time.Since(began); waited > 20*time.Second {
 		t.Errorf("Run returned after %v, want soon after its 2s timeout", waited)
 	}
+	gone(t, dir)
 	if res.Finished || starts(t, dir) != 1 {
 		t.Errorf("Run = %+v and %d starts, want one unfinished start", res, starts(t, dir))
 	}
@@ -175,9 +220,10 @@ func TestRunOnce(t *testing.T) {
 			dir := t.TempDir()
 			began := time.Now()
 			out, err := crashtest.RunOnce(os.Args[0], "TestHarnessChild", []string{envDir + "=" + dir, envMode + "=" + tc.mode}, tc.timeout)
-			if waited := time.Since(began); waited > time.Minute {
-				t.Errorf("RunOnce returned after %v", waited)
+			if waited := time.Since(began); waited > 20*time.Second {
+				t.Errorf("RunOnce returned after %v, want before the hung child gives up at 30 s", waited)
 			}
+			gone(t, dir)
 			if len(tc.wantErr) == 0 {
 				if err != nil || !strings.Contains(out, crashtest.Ready) {
 					t.Fatalf("RunOnce = %q, %v; want the child's stdout with %s and no error", out, err, crashtest.Ready)
