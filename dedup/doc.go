@@ -74,16 +74,17 @@
 //     said "maybe" and compares the full identity key.
 //
 // Costs per lookup on the shared 2-vCPU development VM (BenchmarkDedup:
-// 9 live slices of 20,000 identities, filters sized for them; median of
-// 3 runs, under load, so read them as ratios):
+// 9 live slices of 20,000 identities, filters sized for them; medians of
+// the 6 runs of make bench on 2026-11-28, under load, so read them as
+// ratios; BENCHMARKS.md has the latest):
 //
-//	tier=bloom-negative   1.9 µs   0 allocs   probes 9 slices' filters
-//	tier=cache-hit        1.5 µs   0 allocs   filters say "maybe", ristretto answers
-//	tier=store-miss       5.6 µs  10 allocs   a false positive, confirmed by a store read
-//	tier=store-hit        7.1 µs  10 allocs   found in bbolt (cache disabled)
-//	tier=bbolt-raw-get    4.1 µs   8 allocs   baseline: bare View + Get in the right bucket
+//	tier=bloom-negative   1.0 µs   0 allocs   probes 9 slices' filters, no store read
+//	tier=cache-hit        1.6 µs   0 allocs   filters say "maybe", ristretto answers
+//	tier=store-miss       4.3 µs  10 allocs   a filter's false positive, refuted by a store read
+//	tier=store-hit        4.9 µs  10 allocs   found in bbolt (cache disabled)
+//	tier=bbolt-raw-get    2.4 µs   8 allocs   baseline: bare View + Get in the right bucket
 //
-// (go test -run '^$' -bench BenchmarkDedup -count 3 -benchmem ./dedup/)
+// (go test -run '^$' -bench BenchmarkDedup -count 6 -benchmem ./dedup/)
 //
 // A negative answer costs a probe of every live slice's filter, each a
 // murmur3 hash and one or two cache misses (tier=bloom-negative above
