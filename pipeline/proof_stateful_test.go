@@ -272,13 +272,13 @@ func TestProofStateful(t *testing.T) {
 	ok, report, cmds, restarts := runStateful(t, params, pipeline.Hooks{})
 	t.Log(report)
 	if !ok {
-		t.Fatalf("property failed; reproduce with GOPTER_SEED=%d go test -run '^%s$' ./pipeline", params.Seed(), t.Name())
+		t.Fatalf("property failed; reproduce with GOPTER_SEED=%d PROOF_STATEFUL_RUNS=%d go test -run '^%s$' ./pipeline", params.Seed(), runs, t.Name())
 	}
 	var sum proofSummary
 	sum.Name, sum.Suite, sum.Seed, sum.Fsync = "stateful", "properties", uint64(params.Seed()), ptr(false)
 	sum.Runs, sum.Commands, sum.Restarts = runs, cmds, restarts
 	sum.WallSeconds = time.Since(start).Seconds()
-	sum.Command = fmt.Sprintf("GOPTER_SEED=%d go test -count=1 -run '^TestProofStateful$' ./pipeline", params.Seed())
+	sum.Command = fmt.Sprintf("GOPTER_SEED=%d PROOF_STATEFUL_RUNS=%d go test -count=1 -run '^TestProofStateful$' ./pipeline", params.Seed(), runs)
 	t.Logf("%d command sequences, %d commands, %d restarts in %.1fs", sum.Runs, sum.Commands, sum.Restarts, sum.WallSeconds)
 	writeProofSummary(t, sum)
 }

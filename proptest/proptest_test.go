@@ -75,12 +75,27 @@ func writeSummary(t *testing.T, s summary) {
 	}
 }
 
+// scaleEnv returns the settings of the variables that scale these tests
+// (PROPTEST_RUNS, PROPTEST_EVENTS, PROPTEST_DISK_RUNS) that are set, as
+// "NAME=value " each, so that a summary's command reruns the same streams:
+// a seed reproduces the stream at each index, and a larger run count
+// reaches further.
+func scaleEnv() string {
+	var b strings.Builder
+	for _, name := range []string{"PROPTEST_RUNS", "PROPTEST_EVENTS", "PROPTEST_DISK_RUNS"} {
+		if v, ok := os.LookupEnv(name); ok {
+			fmt.Fprintf(&b, "%s=%s ", name, v)
+		}
+	}
+	return b.String()
+}
+
 func summarize(name, test string, rep proptest.Report) summary {
 	tot := rep.Totals
 	s := summary{Name: name, Suite: "properties", Seed: rep.Seed, Runs: rep.Streams, Events: tot.Events,
 		Deliveries: tot.Deliveries, Transient: tot.Transient, Permanent: tot.Permanent, Restarts: tot.Restarts,
 		Kills: tot.Cancels, Injected: tot.CommitFaults, HandlerRuns: tot.HandlerRuns, WallSeconds: rep.Wall.Seconds(),
-		Command: fmt.Sprintf("ONCEFLOW_SEED=%d go test -count=1 -run '^%s$' ./proptest", rep.Seed, test)}
+		Command: fmt.Sprintf("ONCEFLOW_SEED=%d %sgo test -count=1 -run '^%s$' ./proptest", rep.Seed, scaleEnv(), test)}
 	if tot.Deliveries > 0 {
 		s.DuplicateRate = float64(tot.Duplicates) / float64(tot.Deliveries)
 		s.ReorderRate = float64(tot.Reordered) / float64(tot.Deliveries)
