@@ -117,9 +117,10 @@ type runConfig struct {
 	// second; shard batches of up to 8,192 events let the shard work on
 	// while the committer commits (the committer channel holds two
 	// groups' worth of batches plus one per shard, and the committer does
-	// not read it during a commit); the outcome cache is off because a batch run seldom asks
-	// for an outcome twice and the cache's upkeep cost more than the store
-	// reads it saved (about 2.4 s of CPU per million events).
+	// not read it during a commit); the outcome cache is off because a
+	// batch run seldom asks for an outcome twice and the cache's upkeep
+	// cost more than the store reads it saved (about 2.4 s of CPU per
+	// million events).
 	groupEvents int
 	groupDelay  time.Duration
 	chunk       int

@@ -59,9 +59,9 @@ type Config struct {
 	Seed uint64
 	// Timeout bounds the whole run (default 5 minutes).
 	Timeout time.Duration
-	// Log receives progress lines (nil: none): one when the child
-	// finishes, and one every ProgressEvery while kills are being
-	// delivered.
+	// Log receives progress lines (nil: none): one every ProgressEvery
+	// while Run runs, the last child's work included, and one when the
+	// child finishes.
 	Log func(format string, args ...any)
 	// ProgressEvery is how often Run reports its progress to Log
 	// (default 1 minute), so that a long run (make soak: 2,000 kills
@@ -138,25 +138,26 @@ func Run(cfg Config) (Result, error) {
 		<-progressDone
 	}()
 
-	timeout := func(r Result, detail string) error {
-		return fmt.Errorf("crashtest: timeout after %v (%d kills, %d starts; %s)%s",
+	timeout := func(detail string) (Result, error) {
+		r := snapshot()
+		return r, fmt.Errorf("crashtest: timeout after %v (%d kills, %d starts; %s)%s",
 			cfg.Timeout, r.Kills, r.Starts, pace(r.Kills, cfg.Kills, time.Since(start)), detail)
+	}
+	started := func() {
+		mu.Lock()
+		res.Starts++
+		mu.Unlock()
 	}
 	for {
 		if !time.Now().Before(deadline) {
-			return snapshot(), timeout(snapshot(), "")
+			return timeout("")
 		}
 		kill := snapshot().Kills < cfg.Kills
 		early := kill && rnd.Float64() < cfg.EarlyKills
 		delay := cfg.MinDelay + time.Duration(rnd.Int64N(int64(cfg.MaxDelay-cfg.MinDelay)+1))
-		started := func() {
-			mu.Lock()
-			res.Starts++
-			mu.Unlock()
-		}
 		killed, err := runChild(cfg, deadline, kill, early, delay, started)
 		if to, ok := errors.AsType[*timedOut](err); ok {
-			return snapshot(), timeout(snapshot(), to.output)
+			return timeout(to.output)
 		}
 		if err != nil {
 			return snapshot(), err
