@@ -57,8 +57,8 @@ func (b *CommitBatch) Reset() {
 // run the handler again; Redrive re-processes it exactly once.
 type DeadLetter struct {
 	ID Identity
-	// Raw is the event's original bytes (nil for an event built in code:
-	// then Event holds the attributes needed to redrive it).
+	// Raw is the event's original bytes, or for an event built in code its
+	// encoding by [Event.AppendJSON]: what a redrive decodes.
 	Raw []byte
 	// Reason is a stable class: see the retry package's Reason constants.
 	Reason string

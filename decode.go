@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ func WithMaxDepth(n int) DecodeOption {
 // WithMaxIdentifierBytes bounds the length in bytes, after unescaping, of the
 // attributes that become store keys: id, source and partitionkey. A longer
 // value fails with [ErrInvalidIdentifier]. The default is 256; n must be
-// positive.
+// positive and at most [MaxIdentifierBytes].
 func WithMaxIdentifierBytes(n int) DecodeOption {
 	return decodeOptionFunc(func(c *decodeConfig) { c.maxIdentifierBytes = n })
 }
@@ -72,7 +73,8 @@ type Decoder struct {
 }
 
 // NewDecoder returns a Decoder with the given limits; unset limits take
-// their defaults. It fails when an option's value is not positive.
+// their defaults. It fails when an option's value is not positive, or
+// above its maximum.
 func NewDecoder(opts ...DecodeOption) (*Decoder, error) {
 	cfg := defaultDecodeConfig()
 	for _, o := range opts {
@@ -87,6 +89,8 @@ func NewDecoder(opts ...DecodeOption) (*Decoder, error) {
 		return nil, fmt.Errorf("onceflow: WithMaxDepth(%d): limit must be positive", cfg.maxDepth)
 	case cfg.maxIdentifierBytes <= 0:
 		return nil, fmt.Errorf("onceflow: WithMaxIdentifierBytes(%d): limit must be positive", cfg.maxIdentifierBytes)
+	case cfg.maxIdentifierBytes > MaxIdentifierBytes:
+		return nil, fmt.Errorf("onceflow: WithMaxIdentifierBytes(%d): limit must be at most MaxIdentifierBytes (%d), which keeps identities within the store's key size", cfg.maxIdentifierBytes, MaxIdentifierBytes)
 	}
 	return &Decoder{cfg: cfg}, nil
 }
@@ -990,4 +994,80 @@ func (s *scanner) failAt(sentinel error, detail string, off int) *DecodeError {
 
 func (s *scanner) eof() *DecodeError {
 	return s.failAt(ErrMalformedJSON, "unexpected end of input", len(s.buf))
+}
+
+// Validate reports whether the attributes of e, an event built in code,
+// make a valid CloudEvent that survives its JSON encoding unchanged: what
+// [Decoder.Decode] would accept from e.AppendJSON with every limit at its
+// maximum (identifiers of at most [MaxIdentifierBytes] bytes, any size and
+// depth), and decode to the same attributes. It returns a [*DecodeError]
+// naming the first attribute at fault: a specversion other than "" (taken
+// as "1.0") or "1.0"; a missing id, source or type; an identifier that is
+// too long or holds a control character; a string attribute that is not
+// valid UTF-8; a time that RFC 3339 cannot carry exactly (a year outside
+// 0–9999, an offset with seconds); Data that is not one JSON value as
+// Decode accepts it (valid UTF-8, no duplicate member names), unless
+// DataBase64.
+//
+// Validate ignores Raw, and allocates nothing unless e is invalid or has a
+// Time. A pipeline validates every submitted event that has no Raw,
+// because it may store the event (held for sequence ordering, or
+// dead-lettered) and decode it again; a decoded event is valid by
+// construction.
+func (e *Event) Validate() error {
+	s := scanner{maxDepth: math.MaxInt, maxIdent: MaxIdentifierBytes}
+	switch e.SpecVersion {
+	case "", "1.0":
+	default:
+		if !utf8.ValidString(e.SpecVersion) {
+			return &DecodeError{Field: "specversion", Err: ErrInvalidUTF8, Detail: "not valid UTF-8"}
+		}
+		return &DecodeError{Field: "specversion", Err: ErrUnsupportedVersion, Detail: quoteCut(e.SpecVersion) + `, want "1.0" (or "")`}
+	}
+	for _, a := range [...]struct {
+		bit int
+		v   string
+	}{
+		{attrID, e.ID}, {attrSource, e.Source}, {attrType, e.Type}, {attrPartitionKey, e.PartitionKey},
+		{attrSubject, e.Subject}, {attrDataContentType, e.DataContentType}, {attrDataSchema, e.DataSchema},
+	} {
+		s.attr = a.bit
+		if !utf8.ValidString(a.v) {
+			return s.fail(ErrInvalidUTF8, "not valid UTF-8: "+quoteCut(a.v))
+		}
+		switch a.bit {
+		case attrID, attrSource:
+			s.identifier(a.v, true, true)
+		case attrPartitionKey:
+			s.identifier(a.v, true, false)
+		case attrType:
+			if a.v == "" {
+				s.note(ErrMissingAttribute, "empty")
+			}
+		}
+		if s.bad != nil {
+			return s.bad
+		}
+	}
+	if !e.Time.IsZero() {
+		var arr [64]byte
+		txt := e.Time.AppendFormat(arr[:0], time.RFC3339Nano)
+		if t, err := time.Parse(time.RFC3339Nano, string(txt)); err != nil || !t.Equal(e.Time) {
+			return &DecodeError{Field: "time", Err: ErrBadTime, Detail: "not exactly an RFC 3339 timestamp: " + quoteCut(string(txt))}
+		}
+	}
+	if e.Data != nil && !e.DataBase64 {
+		s.attr, s.buf = attrData, e.Data
+		i, err := s.value(skipSpace(e.Data, 0), 1)
+		if err != nil {
+			return err
+		}
+		if s.bad != nil {
+			return s.bad
+		}
+		if skipSpace(e.Data, i) != len(e.Data) {
+			return s.failAt(ErrMalformedJSON, "Data must hold one JSON value (or set DataBase64): trailing data", i)
+		}
+	}
+	return nil
 }

@@ -88,6 +88,11 @@ func checkAccepted(t *testing.T, name string, data []byte, maxIdent int, ev *onc
 	if ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source == "" || ev.Type == "" {
 		t.Fatalf("%s: required attribute missing: %+v", name, ev)
 	}
+	// What Decode accepts, Validate (which ignores Raw) accepts as an event
+	// built in code: a pipeline may store either and decode it again.
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("%s: decoded event fails Validate: %v", name, err)
+	}
 	for _, id := range []string{ev.ID, ev.Source, ev.PartitionKey} {
 		if len(id) > maxIdent {
 			t.Fatalf("%s: identifier of %d bytes, limit %d", name, len(id), maxIdent)

@@ -474,6 +474,7 @@ func TestNewDecoderOptions(t *testing.T) {
 		{onceflow.WithMaxEventBytes(0), "WithMaxEventBytes"},
 		{onceflow.WithMaxDepth(-1), "WithMaxDepth"},
 		{onceflow.WithMaxIdentifierBytes(0), "WithMaxIdentifierBytes"},
+		{onceflow.WithMaxIdentifierBytes(onceflow.MaxIdentifierBytes + 1), "WithMaxIdentifierBytes"},
 	} {
 		d, err := onceflow.NewDecoder(tt.opt)
 		if err == nil || d != nil {

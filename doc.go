@@ -23,7 +23,8 @@
 //	ErrEventTooLarge       event_too_large          more than WithMaxEventBytes, default 1 MiB
 //	ErrTooDeep             too_deep                 nesting deeper than WithMaxDepth, default 64
 //	ErrInvalidIdentifier   invalid_identifier       id, source or partitionkey longer than
-//	                                                WithMaxIdentifierBytes (default 256) or holding a
+//	                                                WithMaxIdentifierBytes (default 256, at most
+//	                                                MaxIdentifierBytes, 8 KiB) or holding a
 //	                                                control character
 //	ErrDuplicateMember     duplicate_member         a member name repeated in an object, after unescaping
 //	ErrInvalidUTF8         invalid_utf8             invalid UTF-8 or an unpaired surrogate escape
@@ -37,6 +38,13 @@
 // not know are extension attributes: their values are checked as JSON and
 // skipped. Messages name the field and the limit and quote attribute values
 // cut to 64 bytes; they never repeat the payload.
+//
+// Events built in code are checked by [Event.Validate] against the same
+// rules, with the largest limits: a pipeline with a store refuses an event
+// built in code that fails it, because it may store the event and decode it
+// again. [MaxIdentifierBytes] (8 KiB) caps an identifier everywhere, and
+// [MaxStateKeyBytes] a handler's state key, so that every accepted event
+// and every handler's writes fit the store's keys.
 //
 // The size limit is checked before any parsing. The nesting limit bounds
 // the whole event, the event object being depth 1; the decoder does not

@@ -15,6 +15,9 @@ var (
 	// ErrResultTooLarge is returned when a handler's result exceeds
 	// MaxResultBytes.
 	ErrResultTooLarge = errors.New("onceflow: result too large")
+	// ErrStateKeyTooLarge is returned when a handler writes or deletes a
+	// state key whose stored form exceeds MaxStateKeyBytes.
+	ErrStateKeyTooLarge = errors.New("onceflow: state key too large")
 )
 
 // Sentinel errors of the event decoder, one per class of bad input. The

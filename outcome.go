@@ -63,3 +63,15 @@ type Outcome struct {
 // MaxResultBytes bounds Outcome.Result; a handler returning more fails with
 // [ErrResultTooLarge].
 const MaxResultBytes = 4096
+
+// MaxIdentifierBytes is the longest source, id or partition key, in bytes,
+// that onceflow accepts anywhere: a pipeline refuses an event with a longer
+// one at Submit (with [ErrInvalidIdentifier]), and [WithMaxIdentifierBytes]
+// cannot raise a decoder's limit above it. It keeps every identity, and
+// every state key of a partition key, within the store's key size limit.
+const MaxIdentifierBytes = 8192
+
+// MaxStateKeyBytes bounds a state key as stored, [StateKey](pk, k): a
+// handler that writes or deletes a longer one fails with
+// [ErrStateKeyTooLarge]. It is bbolt's key size limit.
+const MaxStateKeyBytes = 32768

@@ -298,3 +298,31 @@ func TestReopenNarrowerSlices(t *testing.T) {
 		t.Error("Lookup(a) after the new window: found")
 	}
 }
+
+// TestKeyLimitsFitBolt ties the root package's limits, which the pipeline
+// enforces at Submit and after a handler, to bbolt's key size: an identity
+// of two maximal identifiers, and a state key of MaxStateKeyBytes, must be
+// keys bbolt takes.
+func TestKeyLimitsFitBolt(t *testing.T) {
+	if onceflow.MaxStateKeyBytes != bolt.MaxKeySize {
+		t.Errorf("MaxStateKeyBytes = %d, bbolt's MaxKeySize = %d", onceflow.MaxStateKeyBytes, bolt.MaxKeySize)
+	}
+	long := strings.Repeat("x", onceflow.MaxIdentifierBytes)
+	key := onceflow.Identity{Source: long, ID: long}.AppendKey(nil)
+	if len(key) > bolt.MaxKeySize {
+		t.Errorf("an identity of two %d-byte identifiers is a %d-byte key, over bbolt's %d", onceflow.MaxIdentifierBytes, len(key), bolt.MaxKeySize)
+	}
+	st, err := dedup.Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := &onceflow.CommitBatch{Records: []onceflow.Record{{
+		ID:      onceflow.Identity{Source: long, ID: long},
+		Outcome: onceflow.Outcome{Status: onceflow.StatusDone},
+		Writes:  []onceflow.StateWrite{{Key: []byte(strings.Repeat("k", onceflow.MaxStateKeyBytes)), Value: []byte("v")}},
+	}}}
+	if err := st.Commit(b); err != nil {
+		t.Fatalf("Commit at the limits = %v", err)
+	}
+}

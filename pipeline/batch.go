@@ -43,11 +43,8 @@ func (p *Pipeline) SubmitBatch(ctx context.Context, evs []*onceflow.Event) error
 		p.scratch.Put(sc)
 	}()
 	for i, ev := range evs {
-		if ev == nil || ev.Source == "" || ev.ID == "" {
-			return fmt.Errorf("%w: event %d of the batch: nil or without source or id", ErrInvalidEvent, i)
-		}
-		if p.cfg.seq != nil && ev.Sequence == 0 {
-			return fmt.Errorf("%w: event %d of the batch: sequence ordering needs a positive sequence", ErrInvalidEvent, i)
+		if err := p.check(ev); err != nil {
+			return fmt.Errorf("%w: event %d of the batch: %w", ErrInvalidEvent, i, err)
 		}
 		k := stage.Shard(ev.Key(), len(p.shards))
 		if len(sc.byShard[k]) == 0 {

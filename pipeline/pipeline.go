@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,12 @@ var (
 	// messages in a pipeline without a store, where they could not be
 	// kept.
 	ErrNoStore = errors.New("pipeline: handler wrote effects but the pipeline has no store")
-	// ErrInvalidEvent is returned for a nil event or one without source or
-	// id (which could not be deduplicated).
+	// ErrInvalidEvent is returned by Submit and its variants for an event
+	// that cannot be accepted: nil, without source or id, with a source, id
+	// or partition key over onceflow.MaxIdentifierBytes, built in code and
+	// failing onceflow's Event.Validate with a store, or, with sequence
+	// ordering, without a sequence. The error also wraps the cause (a *onceflow.DecodeError
+	// naming the field where there is one).
 	ErrInvalidEvent = errors.New("pipeline: invalid event")
 	// ErrAlreadyRunning is returned by a second call of Run.
 	ErrAlreadyRunning = errors.New("pipeline: Run called more than once")
@@ -134,8 +139,10 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 	}
 	p.obPool.New = func() any { return new(outBatch) }
 	// Held events and dead letters were valid when they were accepted;
-	// they are decoded again without the ingress size limit.
-	dec, err := onceflow.NewDecoder(onceflow.WithMaxEventBytes(1 << 30))
+	// they are decoded again with every limit at its maximum, so that no
+	// decoder option or event built in code can make them fail.
+	dec, err := onceflow.NewDecoder(onceflow.WithMaxEventBytes(math.MaxInt), onceflow.WithMaxDepth(math.MaxInt),
+		onceflow.WithMaxIdentifierBytes(onceflow.MaxIdentifierBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +162,14 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 // ErrClosed once the pipeline stopped taking events — also when Submit
 // races Shutdown: an event is either accepted and then processed, or
 // refused with an error, never lost.
+//
+// An invalid event is refused with an error wrapping ErrInvalidEvent. No
+// source, id or partition key may exceed onceflow.MaxIdentifierBytes. With
+// a store, which may keep an accepted event (a dead letter, an event held
+// for sequence ordering) and decode it again, an event built in code (no
+// Raw) must also pass onceflow's Event.Validate: a scan of its attributes
+// and Data, as decoding costs, without allocating. A decoded event costs
+// a few comparisons.
 //
 // Submit may be called before Run; accepted events wait for Run. ev must
 // not be modified after Submit.
@@ -188,17 +203,40 @@ func (p *Pipeline) Do(ctx context.Context, ev *onceflow.Event) (onceflow.Outcome
 }
 
 func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, block bool) error {
-	if ev == nil {
-		return fmt.Errorf("%w: nil event", ErrInvalidEvent)
-	}
-	if ev.Source == "" || ev.ID == "" {
-		return fmt.Errorf("%w: empty source or id", ErrInvalidEvent)
-	}
-	if p.cfg.seq != nil && ev.Sequence == 0 {
-		return fmt.Errorf("%w: sequence ordering needs a positive sequence", ErrInvalidEvent)
+	if err := p.check(ev); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	s := p.shards[shardOf(ev, len(p.shards))]
 	return s.submit(ctx, newItem(ev, 0), w, block)
+}
+
+// check returns why ev cannot be accepted, or nil. With a store, an event
+// built in code (no Raw) must be one that Validate accepts, as the pipeline
+// may store it and decode it again (without a store it never does); a
+// decoded event was validated by its decoder, whose
+// identifier limit is at most MaxIdentifierBytes, so only a Raw set by hand
+// could slip a longer identifier past Validate: the length checks catch it.
+func (p *Pipeline) check(ev *onceflow.Event) error {
+	switch {
+	case ev == nil:
+		return errors.New("nil event")
+	case ev.Source == "":
+		return errors.New("empty source")
+	case ev.ID == "":
+		return errors.New("empty id")
+	case p.cfg.seq != nil && ev.Sequence == 0:
+		return errors.New("sequence ordering needs a positive sequence")
+	}
+	for _, f := range [...]struct{ name, v string }{{"source", ev.Source}, {"id", ev.ID}, {"partitionkey", ev.PartitionKey}} {
+		if len(f.v) > onceflow.MaxIdentifierBytes {
+			return &onceflow.DecodeError{Field: f.name, Err: onceflow.ErrInvalidIdentifier,
+				Detail: fmt.Sprintf("%d bytes, limit %d (MaxIdentifierBytes)", len(f.v), onceflow.MaxIdentifierBytes)}
+		}
+	}
+	if ev.Raw == nil && p.cfg.store != nil {
+		return ev.Validate()
+	}
+	return nil
 }
 
 func shardOf(ev *onceflow.Event, n int) int { return stage.Shard(ev.Key(), n) }
@@ -365,6 +403,9 @@ const maxCommitChan = 4096
 // shards' budgets, which count every event until its Ack, not by this
 // capacity.
 func commitChanCap(cfg config) int {
-	perGroup := (cfg.groupEvents + cfg.batch - 1) / cfg.batch
-	return min(2*perGroup+cfg.shards, maxCommitChan)
+	perGroup := cfg.groupEvents / cfg.batch // rounded up below, without the overflow of adding first
+	if cfg.groupEvents%cfg.batch != 0 {
+		perGroup++
+	}
+	return min(2*min(perGroup, maxCommitChan)+min(cfg.shards, maxCommitChan), maxCommitChan)
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"math"
 	"testing"
 	"unsafe"
 )
@@ -35,6 +36,9 @@ func TestCommitChanCap(t *testing.T) {
 		{1, 1, 1, 3},
 		{8, 1000, 1000, 2 + 8},
 		{2, 1, 1_000_000, maxCommitChan},
+		{4, 64, 1024, 2*16 + 4},
+		{4, 64, math.MaxInt, maxCommitChan}, // no overflow: New panicked in makechan
+		{4, 1, math.MaxInt, maxCommitChan},
 	} {
 		cfg := defaults()
 		cfg.shards, cfg.batch, cfg.groupEvents = c.shards, c.batch, c.group

@@ -468,9 +468,13 @@ func (s *shard) addEffects(rec *onceflow.Record, ob *outBatch) {
 // deadLetter gives up on pi: its outcome is dead-lettered, with a durable
 // dead-letter record when there is a store.
 func (s *shard) deadLetter(pi *pitem, id onceflow.Identity, reason string, err error, ob *outBatch, now time.Time) {
+	raw := pi.ev.Raw
+	if raw == nil { // built in code, and valid (Submit checked): Redrive decodes this
+		raw = pi.ev.AppendJSON(nil)
+	}
 	dl := &onceflow.DeadLetter{
 		ID:           id,
-		Raw:          pi.ev.Raw,
+		Raw:          raw,
 		Reason:       reason,
 		Error:        err.Error(),
 		Attempts:     uint32(pi.attempts),

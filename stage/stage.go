@@ -72,7 +72,10 @@ func Shard(key string, shards int) int {
 // the stack; classified as retry.ClassPanic), so that one
 // bad event cannot take the worker (and every key it owns) down. A result
 // larger than onceflow.MaxResultBytes is an error wrapping
-// onceflow.ErrResultTooLarge.
+// onceflow.ErrResultTooLarge. A state key written or deleted through fx
+// that is longer than onceflow.MaxStateKeyBytes as stored is a permanent
+// error (retry.Permanent) wrapping onceflow.ErrStateKeyTooLarge: the store
+// could not commit it.
 func Call(ctx context.Context, f Func, ev *onceflow.Event, fx *onceflow.Effects) (res []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -82,6 +85,14 @@ func Call(ctx context.Context, f Func, ev *onceflow.Event, fx *onceflow.Effects)
 	res, err = f(ctx, ev, fx)
 	if err == nil && len(res) > onceflow.MaxResultBytes {
 		return nil, fmt.Errorf("stage: result of %d bytes, limit %d: %w", len(res), onceflow.MaxResultBytes, onceflow.ErrResultTooLarge)
+	}
+	if err == nil && fx != nil {
+		for _, w := range fx.Writes() {
+			if len(w.Key) > onceflow.MaxStateKeyBytes {
+				return nil, retry.Permanent(fmt.Errorf("stage: state key of %d bytes, limit %d (MaxStateKeyBytes, partition key included): %w",
+					len(w.Key), onceflow.MaxStateKeyBytes, onceflow.ErrStateKeyTooLarge))
+			}
+		}
 	}
 	return res, err
 }

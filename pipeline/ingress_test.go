@@ -1,0 +1,172 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
+	"github.com/onceflow/onceflow/pipeline"
+	"github.com/onceflow/onceflow/retry"
+)
+
+// TestSubmitRefusesWhatTheStoreCannotKeep checks that an event the store
+// could not commit, or a pipeline could not decode again, is refused at
+// Submit with an error naming the field, and that the pipeline goes on:
+// before, such an event was accepted and its group commit stopped the
+// pipeline (an id over the store's key size), or it left a held event that
+// no later run could reload (no type, data that is not JSON).
+func TestSubmitRefusesWhatTheStoreCannotKeep(t *testing.T) {
+	long := strings.Repeat("x", onceflow.MaxIdentifierBytes+1)
+	decoded := func(ev *onceflow.Event) *onceflow.Event { ev.Raw = []byte(`{}`); return ev } // Raw set by hand
+	for _, c := range []struct {
+		name  string
+		ev    *onceflow.Event
+		field string
+		want  error
+	}{
+		{"id too long", &onceflow.Event{Source: "s", ID: long, Type: "t"}, "id", onceflow.ErrInvalidIdentifier},
+		{"decoded id too long", decoded(&onceflow.Event{Source: "s", ID: long, Type: "t"}), "id", onceflow.ErrInvalidIdentifier},
+		{"partition key too long", decoded(&onceflow.Event{Source: "s", ID: "i", PartitionKey: long}), "partitionkey", onceflow.ErrInvalidIdentifier},
+		{"no type", &onceflow.Event{Source: "s", ID: "i", PartitionKey: "k", Sequence: 2}, "type", onceflow.ErrMissingAttribute},
+		{"data not JSON", &onceflow.Event{Source: "s", ID: "i", Type: "t", Data: []byte("hello"), Sequence: 2}, "data", onceflow.ErrMalformedJSON},
+		{"control character", &onceflow.Event{Source: "s", ID: "a\nb", Type: "t"}, "id", onceflow.ErrInvalidIdentifier},
+	} {
+		store, err := dedup.NewMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pipeline.New(nop, pipeline.WithStore(store), pipeline.WithSequenceOrder(pipeline.SequenceOptions{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := start(t, p)
+		// Bounded, so that an event wrongly accepted and held fails the
+		// test instead of hanging it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if c.ev.Sequence == 0 {
+			c.ev.Sequence = 1
+		}
+		for name, submit := range map[string]func() error{
+			"Submit":      func() error { return p.Submit(ctx, c.ev) },
+			"TrySubmit":   func() error { return p.TrySubmit(c.ev) },
+			"SubmitBatch": func() error { return p.SubmitBatch(ctx, []*onceflow.Event{c.ev}) },
+			"Do":          func() error { _, err := p.Do(ctx, c.ev); return err },
+		} {
+			err := submit()
+			var de *onceflow.DecodeError
+			if !errors.Is(err, pipeline.ErrInvalidEvent) || !errors.Is(err, c.want) || !errors.As(err, &de) || de.Field != c.field {
+				t.Errorf("%s: %s = %v; want ErrInvalidEvent and %v in field %q", c.name, name, err, c.want, c.field)
+			}
+		}
+		ok := seqEvent("k", 1, "fine")
+		if out, err := p.Do(ctx, ok); err != nil || out.Status != onceflow.StatusDone {
+			t.Errorf("%s: a valid event after the refusals = %+v, %v; want done", c.name, out, err)
+		}
+		cancel()
+		if err := stop(); err != nil {
+			t.Errorf("%s: Run = %v, want nil", c.name, err)
+		}
+	}
+}
+
+// TestBuiltInCodeHeldAndRedriven checks that events built in code survive
+// being stored: held for sequence ordering across a restart, and
+// dead-lettered then redriven. Both were stored as JSON and decoded again
+// with the default identifier limit and the strict rules, which an
+// accepted event could fail.
+func TestBuiltInCodeHeldAndRedriven(t *testing.T) {
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.Repeat("i", onceflow.MaxIdentifierBytes) // over the decoder's default limit of 256
+	held := &onceflow.Event{Source: "s", ID: id, Type: "t", PartitionKey: "k", Sequence: 2, Data: []byte(` {"a": [1]} `)}
+	first := &onceflow.Event{Source: "s", ID: "one", Type: "t", PartitionKey: "k", Sequence: 1}
+	rec := newSeqRecorder()
+	run := func(evs ...*onceflow.Event) {
+		t.Helper()
+		p, err := pipeline.New(rec.handle, pipeline.WithStore(store), pipeline.WithSequenceOrder(pipeline.SequenceOptions{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := start(t, p)
+		for _, ev := range evs {
+			if err := p.Submit(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	}
+	run(held)
+	run(first)
+	if got := rec.seen["k"]; len(got) != 2 || got[0] != 1 || got[1] != 2 || rec.runs[id] != 1 {
+		t.Fatalf("handler saw sequences %v and the held event %d times; want [1 2] and once", got, rec.runs[id])
+	}
+
+	broken := true
+	h := func(_ context.Context, ev *onceflow.Event, fx *onceflow.Effects) ([]byte, error) {
+		if broken {
+			return nil, retry.Permanent(errBoom)
+		}
+		return ev.Data, nil
+	}
+	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithRetry(retry.Policy{MaxAttempts: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	ev := &onceflow.Event{Source: "s", ID: "dead", Type: "t", Data: []byte(`{"n":1}`)}
+	if out, err := p.Do(context.Background(), ev); err != nil || out.Status != onceflow.StatusDeadLettered {
+		t.Fatalf("Do = %+v, %v; want dead-lettered", out, err)
+	}
+	broken = false // the handler runs on the worker, after Do returned: no race
+	out, err := p.Redrive(context.Background(), ev.Identity())
+	if err != nil || out.Status != onceflow.StatusDone || string(out.Result) != `{"n":1}` {
+		t.Fatalf("Redrive of an event built in code = %+v, %v; want done with its data", out, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStateKeyTooLarge checks that a handler writing a state key the store
+// cannot hold fails that event (permanently: dead-lettered at once), where
+// before the commit failed and stopped the pipeline.
+func TestStateKeyTooLarge(t *testing.T) {
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(_ context.Context, ev *onceflow.Event, fx *onceflow.Effects) ([]byte, error) {
+		if ev.ID == "big" {
+			fx.Put(strings.Repeat("k", onceflow.MaxStateKeyBytes), []byte("v"))
+		}
+		fx.Put("small", []byte(ev.ID))
+		return nil, nil
+	}
+	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithRetry(retry.Policy{MaxAttempts: 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	out, err := p.Do(context.Background(), &onceflow.Event{Source: "s", ID: "big", Type: "t"})
+	if err != nil || out.Status != onceflow.StatusDeadLettered || out.ErrorClass != retry.ReasonPermanent || out.Attempts != 1 {
+		t.Fatalf("Do(big key) = %+v, %v; want dead-lettered as permanent after 1 attempt", out, err)
+	}
+	dl, found, err := store.DeadLetter(onceflow.Identity{Source: "s", ID: "big"})
+	if err != nil || !found || !strings.Contains(dl.Error, "state key") {
+		t.Fatalf("dead letter = %+v, %v, %v; want one naming the state key", dl, found, err)
+	}
+	if out, err := p.Do(context.Background(), &onceflow.Event{Source: "s", ID: "ok", Type: "t"}); err != nil || out.Status != onceflow.StatusDone {
+		t.Fatalf("Do(ok) = %+v, %v; want done", out, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
