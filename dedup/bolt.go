@@ -35,6 +35,7 @@ func openBolt(path string, o *options) (*boltBackend, error) {
 		NoFreelistSync:  true,
 		NoSync:          o.noSync,
 		InitialMmapSize: initialMmapSize,
+		ReadOnly:        o.readOnly,
 	}
 	if strconv.IntSize < 64 {
 		bo.InitialMmapSize = 0

@@ -1,6 +1,7 @@
 package dedup_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -324,5 +325,85 @@ func TestKeyLimitsFitBolt(t *testing.T) {
 	}}}
 	if err := st.Commit(b); err != nil {
 		t.Fatalf("Commit at the limits = %v", err)
+	}
+}
+
+// TestReadOnly checks that a read-only opener sees the store as its writer
+// left it, with the writer's window whatever WithWindow says, and never
+// changes the file: before ReadOnly, the CLI's stats and inspect opened
+// the state for writing with the default window, and so expired
+// identities that a run with a longer window still needed.
+func TestReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	past := time.Now().Add(-20 * 24 * time.Hour)
+	w, err := dedup.Open(path, dedup.WithWindow(720*time.Hour), dedup.WithClock(func() time.Time { return past }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := onceflow.Identity{Source: "s", ID: "old"}
+	if err := w.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{{ID: id, Outcome: onceflow.Outcome{Status: onceflow.StatusDone, Result: []byte("r")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Two readers at once, both with the default 7-day window asked for.
+	r1, err := dedup.Open(path, dedup.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := dedup.Open(path, dedup.ReadOnly(), dedup.WithWindow(time.Hour), dedup.WithLockTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("a second read-only opener: %v", err)
+	}
+	for _, r := range []*dedup.Store{r1, r2} {
+		if st := r.Stats(); st.Window != 720*time.Hour || st.Identities != 1 || st.ExpiredSlices != 0 {
+			t.Errorf("read-only stats: window %v, %d identities, %d expired slices; want the writer's 720h, 1, 0", st.Window, st.Identities, st.ExpiredSlices)
+		}
+		out, found, err := r.Inspect(id)
+		if err != nil || !found || string(out.Result) != "r" {
+			t.Errorf("read-only Inspect = %+v, %v, %v; want the stored outcome", out, found, err)
+		}
+		err = r.Commit(&onceflow.CommitBatch{Records: []onceflow.Record{{ID: onceflow.Identity{Source: "s", ID: "new"}, Outcome: onceflow.Outcome{Status: onceflow.StatusDone}}}})
+		if !errors.Is(err, onceflow.ErrStorage) {
+			t.Errorf("read-only Commit = %v, want an error matching ErrStorage", err)
+		}
+	}
+	// A writer waits for the readers.
+	if _, err := dedup.Open(path, dedup.WithLockTimeout(100*time.Millisecond)); !errors.Is(err, dedup.ErrLocked) {
+		t.Errorf("a writer while readers hold the file: %v, want ErrLocked", err)
+	}
+	for _, r := range []*dedup.Store{r1, r2} {
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("read-only opening changed the file")
+	}
+	// The writer, back with its window, still finds the identity.
+	w, err = dedup.Open(path, dedup.WithWindow(720*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, found, err := w.Lookup(id); err != nil || !found {
+		t.Errorf("writer after the readers: Lookup = %v, %v; want found", found, err)
+	}
+
+	if _, err := dedup.Open(filepath.Join(t.TempDir(), "missing.db"), dedup.ReadOnly()); !errors.Is(err, onceflow.ErrStorage) {
+		t.Errorf("ReadOnly of a missing file = %v, want an error matching ErrStorage", err)
+	}
+	if _, err := dedup.NewMemory(dedup.ReadOnly()); err == nil {
+		t.Error("NewMemory(ReadOnly()) succeeded")
 	}
 }

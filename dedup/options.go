@@ -24,6 +24,7 @@ type options struct {
 	cacheItems  int
 	lockTimeout time.Duration
 	noSync      bool
+	readOnly    bool
 	// unsortedPuts writes a commit's records in batch order instead of key
 	// order; only the benchmarks set it (export_test.go), to measure why
 	// the keys are sorted.
@@ -53,6 +54,14 @@ const maxSlices = 63
 // minSliceWidth bounds window/slices from below.
 const minSliceWidth = time.Millisecond
 
+// Upper bounds of WithCapacity and WithCacheItems: beyond them the sizes
+// of the filters or of the cache's counters overflow. Memory runs out well
+// before them on most machines (about 9 GiB of filters at maxCapacity).
+const (
+	maxCapacity   = 1 << 32
+	maxCacheItems = 1 << 30
+)
+
 func (o *options) validate() error {
 	switch {
 	case o.window <= 0:
@@ -63,12 +72,12 @@ func (o *options) validate() error {
 		return fmt.Errorf("dedup: window %v / slices %d: a slice must be at least %v", o.window, o.slices, minSliceWidth)
 	case o.clock == nil:
 		return errors.New("dedup: clock is nil")
-	case o.capacity < 1:
-		return fmt.Errorf("dedup: capacity %d: must be positive", o.capacity)
+	case o.capacity < 1 || o.capacity > maxCapacity:
+		return fmt.Errorf("dedup: WithCapacity(%d): must be in [1, %d]", o.capacity, maxCapacity)
 	case !(o.fpr > 0 && o.fpr < 1):
 		return fmt.Errorf("dedup: false-positive rate %v: must be in (0, 1)", o.fpr)
-	case o.cacheItems < 0:
-		return fmt.Errorf("dedup: cache items %d: must not be negative", o.cacheItems)
+	case o.cacheItems < 0 || o.cacheItems > maxCacheItems:
+		return fmt.Errorf("dedup: WithCacheItems(%d): must be in [0, %d]", o.cacheItems, maxCacheItems)
 	case o.lockTimeout <= 0:
 		return fmt.Errorf("dedup: lock timeout %v: must be positive", o.lockTimeout)
 	}
@@ -146,6 +155,19 @@ func WithCacheItems(n int) Option {
 // [ErrLocked]. Default: 2s.
 func WithLockTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.lockTimeout = d })
+}
+
+// ReadOnly opens the disk store for reading only, for tools that inspect
+// a store while nothing writes it (the CLI's inspect and stats). The file
+// must exist; it is opened read-only and never written: no expiry, no
+// remapping, no layout upgrade. Read-only openers share the file; a writer
+// and the readers exclude each other, within the lock timeout. The window
+// is the one the store was last written with: its stored slice width
+// times the slice count ([WithWindow] is ignored), so the live identities
+// are the ones its writer sees. Commit and every other write fail with an
+// error matching [onceflow.ErrStorage]. [NewMemory] refuses it.
+func ReadOnly() Option {
+	return optionFunc(func(o *options) { o.readOnly = true })
 }
 
 // UnsafeNoSync makes the disk store skip fsync at commit. THIS IS UNSAFE:

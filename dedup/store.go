@@ -3,6 +3,7 @@ package dedup
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	onceflow "github.com/onceflow/onceflow"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Store remembers the outcome of every identity committed within its
@@ -101,6 +103,9 @@ func NewMemory(opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.readOnly {
+		return nil, errors.New("dedup: ReadOnly applies to Open, not to NewMemory")
+	}
 	o.exact = true
 	return newStore(o, newMemBackend())
 }
@@ -148,6 +153,9 @@ func newStore(o options, be backend) (*Store, error) {
 // init checks the layout, remaps the slices if the slice width changed,
 // deletes expired slices and rebuilds the filters of the live ones.
 func (s *Store) init() error {
+	if s.opts.readOnly {
+		return s.initReadOnly()
+	}
 	cur := s.current()
 	low := s.low(cur)
 	err := s.be.update(func(tx writeTx) error {
@@ -194,10 +202,53 @@ func (s *Store) init() error {
 	}
 	s.expiredBelow = low
 	s.st.totalCommits.Store(s.totalCommits)
+	return s.rebuild(low)
+}
 
+// initReadOnly is init for ReadOnly: it reads the layout, the commit count
+// and the stored slice width, which sets the window, in a read
+// transaction, then rebuilds the filters of the live slices.
+func (s *Store) initReadOnly() error {
+	be, ok := s.be.(*boltBackend)
+	if !ok {
+		return errors.New("dedup: ReadOnly needs the disk store")
+	}
+	err := be.db.View(func(btx *bolt.Tx) error {
+		tx := &boltTx{tx: btx}
+		if v := tx.get(bucketMeta, []byte(metaVersion)); v != nil && (len(v) != 1 || v[0] != layoutVersion) {
+			return corruptf("layout version %x, this code reads %d", v, layoutVersion)
+		}
+		if v := tx.get(bucketMeta, []byte(metaCommits)); v != nil {
+			if len(v) != 8 {
+				return corruptf("commit counter of %d bytes", len(v))
+			}
+			s.totalCommits = binary.BigEndian.Uint64(v)
+		}
+		if v := tx.get(bucketMeta, []byte(metaSliceWidth)); v != nil {
+			w := time.Duration(binary.BigEndian.Uint64(v))
+			if len(v) != 8 || w <= 0 {
+				return corruptf("slice width %x", v)
+			}
+			s.width = w
+			s.opts.window = w * time.Duration(s.n)
+		}
+		be.fileSize.Store(btx.Size())
+		return nil
+	})
+	if err != nil {
+		return &storeError{op: "open", path: s.be.name(), err: err}
+	}
+	s.expiredBelow = s.low(s.current())
+	s.st.totalCommits.Store(s.totalCommits)
+	return s.rebuild(s.expiredBelow)
+}
+
+// rebuild fills the filters and the occupancy of the slices at or above
+// low from the store.
+func (s *Store) rebuild(low uint64) error {
 	start := time.Now()
 	var ids uint64
-	err = s.be.scan(low, func(slice uint64, key []byte) error {
+	err := s.be.scan(low, func(slice uint64, key []byte) error {
 		s.filters.add(s.filters.part(xxhash.Sum64(key)), key, slice)
 		s.occupancy[slice]++
 		ids++

@@ -82,6 +82,9 @@
 // the summary's held counts them, and the run that fills the gap writes
 // them, so its written may exceed what it read.
 //
-// inspect and stats open the state like run does, so they wait (at most
-// two seconds) for a running run and fail if it does not finish.
+// inspect and stats open the state read-only (dedup.ReadOnly): they never
+// write it, so they never expire anything, and they report it with the
+// window of the last run. A run excludes them: they wait (at most two
+// seconds) for a running run and fail if it does not finish; several of
+// them may read at once.
 package main

@@ -456,3 +456,46 @@ func TestGenIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectAndStatsOnlyRead checks that inspect and stats leave the state
+// as it is, and report the window of the last run: they used to open it for
+// writing with the default 7-day window, which expired what a run with a
+// longer window still needed, and rewrote the file.
+func TestInspectAndStatsOnlyRead(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	in := `{"specversion":"1.0","id":"a-1","source":"shop","type":"order.placed"}` + "\n"
+	if _, stderr, code := exe(t, strings.NewReader(in), "run", "--state", state, "--in", "-", "--out", filepath.Join(dir, "out"), "--window", "720h"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	db := filepath.Join(state, stateFile)
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := exe(t, nil, "stats", "--state", state)
+	var st stateStats
+	if err := json.Unmarshal(stdout, &st); code != 0 || err != nil || st.Window != "720h0m0s" || st.Identities != 1 {
+		t.Fatalf("stats: exit %d, %+v, %v, %s; want the run's window 720h and 1 identity", code, st, err, stderr)
+	}
+	stdout, stderr, code = exe(t, nil, "inspect", "--state", state, "--source", "shop", "--id", "a-1")
+	var rec record
+	if err := json.Unmarshal(stdout, &rec); code != 0 || err != nil || !rec.Found {
+		t.Fatalf("inspect: exit %d, %+v, %v, %s", code, rec, err, stderr)
+	}
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("stats or inspect changed the state file")
+	}
+	if os.Geteuid() != 0 { // root ignores file modes
+		if err := os.Chmod(db, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := exe(t, nil, "stats", "--state", state); code != 0 {
+			t.Fatalf("stats of a read-only state: exit %d: %s", code, stderr)
+		}
+	}
+}

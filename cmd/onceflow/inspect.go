@@ -10,6 +10,7 @@ import (
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
 )
 
 const inspectHelp = `Usage: onceflow inspect --state DIR --source S --id I
@@ -19,7 +20,8 @@ object:
   {"source":S,"id":I,"found":true,"status":"done","first_seen":TIME,
    "attempts":1,"error_class":"","result":""}
 found is false (and status "unknown") when the state holds no record of it
-within its window. The state must not be in use by a run (it is locked).
+within the window of the last run. inspect only reads the state (it never
+expires anything); it waits up to 2s for a run using the state to end.
 
 Flags:
   --state DIR   the state directory of onceflow run. Required.
@@ -33,8 +35,9 @@ Prints figures of the state as one JSON object: the window and its time
 slices with the identities in each, the total identities, the Bloom filters
 (count, bytes, overflows), the cache capacity, the commits stored, the time
 to rebuild the filters at open, the size of the data and the file's size in
-bytes (bbolt grows its file ahead of the data). The state must not be in
-use by a run (it is locked).
+bytes (bbolt grows its file ahead of the data). The window is the last
+run's. stats only reads the state (it never expires anything); it waits up
+to 2s for a run using the state to end.
 
 Flags:
   --state DIR   the state directory of onceflow run. Required.
@@ -71,7 +74,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "onceflow inspect: %v\n", err)
 		return exitFailure
 	}
-	store, err := openState(state)
+	store, err := openState(state, dedup.ReadOnly())
 	if err != nil {
 		fmt.Fprintf(stderr, "onceflow inspect: %v\n", err)
 		return exitFailure
@@ -147,7 +150,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "onceflow stats: %v\n", err)
 		return exitFailure
 	}
-	store, err := openState(state)
+	store, err := openState(state, dedup.ReadOnly())
 	if err != nil {
 		fmt.Fprintf(stderr, "onceflow stats: %v\n", err)
 		return exitFailure
