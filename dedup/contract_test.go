@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -889,7 +890,7 @@ func TestOptionsValidated(t *testing.T) {
 		dedup.WithWindow(0), dedup.WithSlices(0), dedup.WithSlices(64),
 		dedup.WithWindow(time.Millisecond), dedup.WithClock(nil), dedup.WithCapacity(0),
 		dedup.WithFalsePositiveRate(0), dedup.WithFalsePositiveRate(1), dedup.WithCacheItems(-1),
-		dedup.WithLockTimeout(0),
+		dedup.WithLockTimeout(0), dedup.WithCapacity(math.MaxInt), dedup.WithCacheItems(math.MaxInt),
 	} {
 		if s, err := dedup.NewMemory(opt); err == nil {
 			_ = s.Close()
