@@ -20,6 +20,18 @@ func TestUsageErrors(t *testing.T) {
 	if err := os.Symlink("in.jsonl", filepath.Join(dir, "alias.jsonl")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(".", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "onceflow.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(state, "onceflow.db"), filepath.Join(dir, "dblink")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -38,6 +50,16 @@ func TestUsageErrors(t *testing.T) {
 		{"run same files", []string{"run", "--state", state, "--in", "x", "--out", "x"}, "--in must differ"},
 		{"run same file by another name", []string{"run", "--state", state, "--in", filepath.Join(dir, "in.jsonl"),
 			"--rejects", filepath.Join(dir, "alias.jsonl")}, "--in and --rejects name the same file"},
+		{"out not created yet, named twice", []string{"run", "--state", state, "--in", "-", "--out", filepath.Join(dir, "new.jsonl"),
+			"--rejects", dir + "/./new.jsonl"}, "--out and --rejects name the same file"},
+		{"out through a linked directory", []string{"run", "--state", state, "--in", "-", "--out", filepath.Join(dir, "new.jsonl"),
+			"--rejects", filepath.Join(dir, "link", "new.jsonl")}, "--out and --rejects name the same file"},
+		{"rejects is the state file", []string{"run", "--state", state, "--in", "-", "--rejects", filepath.Join(state, "onceflow.db")},
+			"inside the --state directory"},
+		{"out in the state directory", []string{"run", "--state", state, "--in", "-", "--out", filepath.Join(state, "sub", "out.jsonl")},
+			"inside the --state directory"},
+		{"out is a link to the state file", []string{"run", "--state", state, "--in", "-", "--out", filepath.Join(dir, "dblink")},
+			"is the state file"},
 		{"inspect without id", []string{"inspect", "--state", state, "--source", "s"}, "--source and --id are required"},
 		{"stats without state", []string{"stats"}, "--state is required"},
 		{"gen bad rate", []string{"gen", "--dup", "1.5"}, "--dup 1.5"},

@@ -188,21 +188,56 @@ func (c *runConfig) validate() error {
 	case c.in != "-" && (c.in == c.out || c.in == c.rejects):
 		return usagef("--in must differ from --out and --rejects")
 	}
-	// The same files under other names (links, relative paths).
+	// The same files under other names (links, relative paths, files not
+	// created yet), and files inside the state directory, which onceflow
+	// owns: writing --out or --rejects there would destroy the state.
+	state := canonical(c.state)
 	names := []struct{ flag, path string }{{"--in", c.in}, {"--out", c.out}, {"--rejects", c.rejects}}
 	for i, a := range names {
+		if a.path == "" || a.path == "-" {
+			continue
+		}
+		ca := canonical(a.path)
+		if rel, err := filepath.Rel(state, ca); err == nil && filepath.IsLocal(rel) {
+			return usagef("%s %s is inside the --state directory %s, which onceflow owns", a.flag, a.path, c.state)
+		}
 		for _, b := range names[i+1:] {
-			if a.path == "" || a.path == "-" || b.path == "" || b.path == "-" {
+			if b.path == "" || b.path == "-" {
 				continue
 			}
 			fa, errA := os.Stat(a.path)
 			fb, errB := os.Stat(b.path)
-			if errA == nil && errB == nil && os.SameFile(fa, fb) {
+			if ca == canonical(b.path) || errA == nil && errB == nil && os.SameFile(fa, fb) {
 				return usagef("%s and %s name the same file", a.flag, b.flag)
+			}
+		}
+		if fa, err := os.Stat(a.path); err == nil {
+			if fs, err := os.Stat(filepath.Join(c.state, stateFile)); err == nil && os.SameFile(fa, fs) {
+				return usagef("%s %s is the state file (a link to it)", a.flag, a.path)
 			}
 		}
 	}
 	return nil
+}
+
+// canonical returns path made absolute and clean, with the symbolic links
+// of its longest existing prefix resolved, so that two names of one file
+// compare equal even before the file exists.
+func canonical(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	rest := ""
+	for p := abs; ; p = filepath.Dir(p) {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if filepath.Dir(p) == p {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
 }
 
 // summary is the last line a run prints on standard error.
