@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"os"
 	"strconv"
 	"sync/atomic"
 
+	onceflow "github.com/onceflow/onceflow"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -40,13 +43,13 @@ func openBolt(path string, o *options) (*boltBackend, error) {
 	if strconv.IntSize < 64 {
 		bo.InitialMmapSize = 0
 	}
-	db, err := bolt.Open(path, 0o600, bo)
-	if err != nil && !errors.Is(err, berrors.ErrTimeout) && bo.InitialMmapSize > 0 {
+	db, err := openGuarded(path, bo)
+	if err != nil && !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, onceflow.ErrCorrupt) && bo.InitialMmapSize > 0 {
 		// A small address-space limit (ulimit -v, a 32-bit process
 		// compiled as 64-bit elsewhere) can refuse the initial mapping;
 		// the mapping is an optimization, so retry without it.
 		bo.InitialMmapSize = 0
-		db, err = bolt.Open(path, 0o600, bo)
+		db, err = openGuarded(path, bo)
 	}
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, &lockedError{path: path, timeout: o.lockTimeout}
@@ -56,6 +59,90 @@ func openBolt(path string, o *options) (*boltBackend, error) {
 	}
 	be := &boltBackend{db: db, path: path, fillPercent: o.fillPercent}
 	return be, nil
+}
+
+// openGuarded is bolt.Open that turns the damage it can see into an error
+// matching onceflow.ErrCorrupt instead of a crash. With NoFreelistSync,
+// Open walks every page in use to rebuild the free list, from a goroutine
+// of its own: pages missing from a file cut short fault there (SIGBUS),
+// which no recover can catch, so the file's size is checked against its
+// newest valid meta page first; a corruption that walk reports is a panic
+// of this goroutine, recovered here. A page header overwritten still fails
+// an assertion inside the walk's goroutine and crashes the process: a known
+// limit of bbolt (etcd-io/bbolt#1011, #705) that no caller can catch.
+// After a recovered panic bbolt has not released the file: its descriptor
+// and lock stay held until the process exits.
+func openGuarded(path string, bo *bolt.Options) (db *bolt.DB, err error) {
+	if err := checkFileSize(path); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			db, err = nil, corruptf("state file %s is damaged: %v", path, v)
+		}
+	}()
+	return bolt.Open(path, 0o600, bo)
+}
+
+// checkFileSize fails when the file at path is shorter than its newest
+// valid bbolt meta page says (page count times page size). A file that does
+// not exist, is empty or has no valid meta page is left to bolt.Open.
+func checkFileSize(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return nil
+	}
+	var best struct{ txid, need uint64 }
+	found := false
+	pageSize := int64(os.Getpagesize())
+	for i := range int64(2) {
+		m, ok := readMeta(f, i*pageSize)
+		if !ok && i == 0 {
+			continue
+		}
+		if ok && i == 0 {
+			pageSize = int64(m.pageSize)
+		}
+		if ok && (!found || m.txid > best.txid) {
+			best.txid, best.need, found = m.txid, m.pgid*uint64(m.pageSize), true
+		}
+	}
+	if found && uint64(fi.Size()) < best.need {
+		return corruptf("state file %s is cut short: %d bytes, its last commit needs %d", path, fi.Size(), best.need)
+	}
+	return nil
+}
+
+// boltMeta is what checkFileSize reads of a bbolt meta page (bbolt's
+// internal/common.Meta after the 16-byte page header, in the machine's byte
+// order): the page size, the high-water page id and the transaction id.
+type boltMeta struct {
+	pageSize   uint32
+	pgid, txid uint64
+}
+
+// readMeta reads the meta page at off and reports whether it is valid:
+// bbolt's magic number, format version 2 and an FNV-64a checksum that
+// matches.
+func readMeta(f *os.File, off int64) (boltMeta, bool) {
+	const hdr, size = 16, 64 // page header; meta: 4 uint32, a 16-byte bucket, 4 uint64
+	var b [hdr + size]byte
+	if _, err := f.ReadAt(b[:], off); err != nil {
+		return boltMeta{}, false
+	}
+	m := b[hdr:]
+	ne := binary.NativeEndian
+	h := fnv.New64a()
+	h.Write(m[:56])
+	if ne.Uint32(m[0:]) != 0xED0CDAED || ne.Uint32(m[4:]) != 2 || ne.Uint64(m[56:]) != h.Sum64() {
+		return boltMeta{}, false
+	}
+	return boltMeta{pageSize: ne.Uint32(m[8:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, true
 }
 
 func (be *boltBackend) name() string { return be.path }
