@@ -55,6 +55,32 @@ type outBatch struct {
 	// only counted (delivered, of which nacked).
 	direct            bool
 	delivered, nacked int
+	// seq numbers the shard's batches sent to the committer (from 1);
+	// releasedThrough is the seq of the last batch whose claims the shard
+	// had released when it started this one. Together they tell the
+	// committer when no more duplicates answered from a claim of an
+	// earlier batch can come (see replacedOutcome).
+	seq, releasedThrough uint64
+}
+
+// replacedKey and replacedOutcome: when the store answers a record as a
+// duplicate (a copy of its identity with another partition key committed
+// first, through another shard), the copies that the record's shard
+// answered from its claim got the record's outcome before the commit, not
+// the stored one. The committer keeps the stored outcome, by claim hash
+// and shard, and acknowledges those copies with it, until the shard sends
+// a batch started after it released the record's claim (released >= seq):
+// no later batch can hold such a copy. Rare, so the map is almost always
+// empty and its checks cost a length test.
+type replacedKey struct {
+	h     uint64
+	shard int
+}
+
+type replacedOutcome struct {
+	id  onceflow.Identity
+	out onceflow.Outcome
+	seq uint64 // the seq of the record's batch
 }
 
 // add adds an entry without an outcome: kindNack.
@@ -96,7 +122,7 @@ func (ob *outBatch) addCommit(e entry, rec *onceflow.Record) int32 {
 
 func (p *Pipeline) getOutBatch(s *shard) *outBatch {
 	ob := p.obPool.Get().(*outBatch)
-	ob.s, ob.direct = s, p.cfg.store == nil
+	ob.s, ob.direct, ob.releasedThrough = s, p.cfg.store == nil, s.releasedThrough
 	return ob
 }
 
@@ -107,7 +133,7 @@ func (p *Pipeline) putOutBatch(ob *outBatch) {
 	ob.recs = ob.recs[:0]
 	clear(ob.dups)
 	ob.dups = ob.dups[:0]
-	ob.s, ob.bytes, ob.delivered, ob.nacked = nil, 0, 0, 0
+	ob.s, ob.bytes, ob.delivered, ob.nacked, ob.seq, ob.releasedThrough = nil, 0, 0, 0, 0, 0
 	p.obPool.Put(ob)
 }
 
@@ -132,6 +158,7 @@ func (r shardState) ReadState(key []byte) ([]byte, bool, error) {
 // committed is the notice that ob's group committed: release the claims and
 // overlay entries it made unless later batches replaced them.
 func (s *shard) committed(ob *outBatch) {
+	s.releasedThrough = max(s.releasedThrough, ob.seq)
 	for i := range ob.entries {
 		e := &ob.entries[i]
 		if e.kind != kindCommit {
@@ -308,6 +335,13 @@ func (p *Pipeline) ackGroup(group []*outBatch, cb *onceflow.CommitBatch) {
 			p.crashPoint(PointMidAck)
 		}
 		var acked, nacked uint64
+		if len(p.replaced) > 0 {
+			for key, r := range p.replaced {
+				if key.shard == ob.s.idx && r.seq <= ob.releasedThrough {
+					delete(p.replaced, key)
+				}
+			}
+		}
 		for i := range ob.entries {
 			e := &ob.entries[i]
 			switch e.kind {
@@ -316,12 +350,22 @@ func (p *Pipeline) ackGroup(group []*outBatch, cb *onceflow.CommitBatch) {
 				p.deliverEntry(e, onceflow.Outcome{}, e.err)
 				continue
 			case kindDup:
-				p.deliverEntry(e, ob.dups[e.rec], nil)
+				out := ob.dups[e.rec]
+				if len(p.replaced) > 0 {
+					id := e.it.ev.Identity()
+					if r, ok := p.replaced[replacedKey{p.idHash(id), ob.s.idx}]; ok && r.id == id {
+						out = r.out
+					}
+				}
+				p.deliverEntry(e, out, nil)
 			default: // kindCommit
 				r := &ob.recs[e.rec]
 				if cb != nil {
 					r = &cb.Records[k]
 					k++
+					if r.Outcome.Duplicate { // the store kept another copy's outcome
+						p.replaced[replacedKey{e.idh, ob.s.idx}] = replacedOutcome{id: r.ID, out: r.Outcome, seq: ob.seq}
+					}
 				}
 				e.dl = r.DeadLetter
 				p.deliverEntry(e, r.Outcome, nil)

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/onceflow/onceflow/dedup"
 	"github.com/onceflow/onceflow/pipeline"
 	"github.com/onceflow/onceflow/retry"
+	"github.com/onceflow/onceflow/stage"
 )
 
 // TestSubmitRefusesWhatTheStoreCannotKeep checks that an event the store
@@ -168,5 +170,68 @@ func TestStateKeyTooLarge(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
+	}
+}
+
+// TestCopiesWithOtherPartitionKeysGetTheStoredOutcome checks that every
+// copy of an identity is acknowledged with the outcome the store kept, when
+// copies carry different partition keys: one copy in one shard, two in
+// another, the third answered from the second's claim. Before, the third
+// got the second's outcome from before the commit, which the store then
+// replaced with the first's (found by an adversarial probe of the API).
+func TestCopiesWithOtherPartitionKeysGetTheStoredOutcome(t *testing.T) {
+	var keys [2][]string // keys by shard of 2
+	for i := 0; len(keys[0]) < 1 || len(keys[1]) < 2; i++ {
+		k := "k" + strconv.Itoa(i)
+		if sh := stage.Shard(k, 2); len(keys[sh]) < 2 {
+			keys[sh] = append(keys[sh], k)
+		}
+	}
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
+		return []byte("ran-under-" + ev.PartitionKey), nil
+	}
+	var a acks
+	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithShards(2), pipeline.WithAck(a.add))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	const rounds = 300
+	for i := range rounds {
+		id := "same-" + strconv.Itoa(i)
+		var evs []*onceflow.Event
+		for _, k := range []string{keys[0][0], keys[1][0], keys[1][1]} {
+			evs = append(evs, &onceflow.Event{Source: "s", ID: id, Type: "t", PartitionKey: k})
+		}
+		if err := p.SubmitBatch(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := a.all()
+	if len(got) != 3*rounds {
+		t.Fatalf("%d acks, want %d", len(got), 3*rounds)
+	}
+	wrong := 0
+	for _, x := range got {
+		stored, found, err := store.Lookup(x.Event.Identity())
+		if err != nil || !found {
+			t.Fatalf("%v: stored outcome %v, %v", x.Event.Identity(), found, err)
+		}
+		if x.Err != nil || string(x.Outcome.Result) != string(stored.Result) {
+			if wrong++; wrong <= 5 {
+				t.Errorf("copy under %s of %v: acknowledged with %q (err %v), the store kept %q",
+					x.Event.PartitionKey, x.Event.Identity(), x.Outcome.Result, x.Err, stored.Result)
+			}
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d copies acknowledged with an outcome the store did not keep", wrong, len(got))
 	}
 }

@@ -60,8 +60,9 @@ type Pipeline struct {
 	// read back from the store.
 	heldDecoder, redriveDecoder *onceflow.Decoder
 	hashSeed                    maphash.Seed
-	seqNexts                    map[string]seqNextAt           // committer only: per group, sequence ordering
-	sinkSeen                    map[onceflow.Identity]struct{} // committer only: per group, identities sent to the sink
+	seqNexts                    map[string]seqNextAt            // committer only: per group, sequence ordering
+	sinkSeen                    map[onceflow.Identity]struct{}  // committer only: per group, identities sent to the sink
+	replaced                    map[replacedKey]replacedOutcome // committer only: see replacedOutcome
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -134,6 +135,7 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 		hashSeed:   maphash.MakeSeed(),
 		seqNexts:   make(map[string]seqNextAt),
 		sinkSeen:   make(map[onceflow.Identity]struct{}),
+		replaced:   make(map[replacedKey]replacedOutcome),
 		waiters:    make(map[*onceflow.Event][]chan Ack),
 		outboxWake: make(chan struct{}, 1),
 	}

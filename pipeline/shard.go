@@ -92,26 +92,28 @@ type shard struct {
 	_            [128]byte
 
 	// Owned by the worker goroutine.
-	nHandled, nDup uint64            // counted this round; added to handled and duplicates by finish
-	hashID         onceflow.Identity // hashOf's memo
-	hashVal        uint64
-	taken          [][]item // chunks taken from items for this round
-	done           [][]item // chunks handled, cleared, to recycle at the next round
-	spare          []*outBatch
-	fx             onceflow.Effects
-	pending        map[uint64]claim        // by identity hash: handled, not yet committed
-	pre            prefetch                // store answers for the chunk being handled
-	overlay        map[string]overlayEntry // state written by pending events
-	stateReader    shardState
-	parked         map[string]*keyQueue // keys waiting for a retry
-	parkedCount    int                  // events in parked
-	due            retryHeap
-	retryTimer     *time.Timer // next retry or gap timeout
-	rnd            *rand.Rand
-	seqs           map[string]*seqState // sequence ordering, per key
-	gaps           gapHeap
-	heldTotal      int // events held for sequence ordering
-	heldMem        int // of which held in memory, accepted and not yet acknowledged
+	nHandled, nDup  uint64            // counted this round; added to handled and duplicates by finish
+	hashID          onceflow.Identity // hashOf's memo
+	hashVal         uint64
+	taken           [][]item // chunks taken from items for this round
+	done            [][]item // chunks handled, cleared, to recycle at the next round
+	spare           []*outBatch
+	fx              onceflow.Effects
+	pending         map[uint64]claim        // by identity hash: handled, not yet committed
+	sentSeq         uint64                  // the seq of the last batch sent to the committer
+	releasedThrough uint64                  // the seq of the last batch whose claims are released
+	pre             prefetch                // store answers for the chunk being handled
+	overlay         map[string]overlayEntry // state written by pending events
+	stateReader     shardState
+	parked          map[string]*keyQueue // keys waiting for a retry
+	parkedCount     int                  // events in parked
+	due             retryHeap
+	retryTimer      *time.Timer // next retry or gap timeout
+	rnd             *rand.Rand
+	seqs            map[string]*seqState // sequence ordering, per key
+	gaps            gapHeap
+	heldTotal       int // events held for sequence ordering
+	heldMem         int // of which held in memory, accepted and not yet acknowledged
 }
 
 // prefetch holds the store's answers for the fresh events of one chunk,

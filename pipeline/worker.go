@@ -515,6 +515,8 @@ func (s *shard) finish(ctx context.Context, ob *outBatch) {
 		p.putOutBatch(ob)
 		return
 	}
+	s.sentSeq++
+	ob.seq = s.sentSeq
 	select {
 	case p.commitCh <- ob:
 	case <-ctx.Done():
