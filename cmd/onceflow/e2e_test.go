@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,6 +498,71 @@ func TestInspectAndStatsOnlyRead(t *testing.T) {
 		}
 		if _, stderr, code := exe(t, nil, "stats", "--state", state); code != 0 {
 			t.Fatalf("stats of a read-only state: exit %d: %s", code, stderr)
+		}
+	}
+}
+
+// TestInterruptWhileWaitingForInput checks that SIGINT ends a run that is
+// waiting for input that does not come, from a pipe or for a FIFO to be
+// opened: the run ignored it until the input closed, holding the state
+// locked (found by an adversarial probe of the CLI). What it had read is
+// still written by the next run.
+func TestInterruptWhileWaitingForInput(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := `{"specversion":"1.0","id":"1","source":"s","type":"t"}` + "\n"
+	for _, c := range []struct{ name, in string }{{"pipe", "-"}, {"fifo", fifo}} {
+		state := filepath.Join(dir, "state-"+c.name)
+		cmd := exec.Command(onceflowBin, "run", "--state", state, "--in", c.in, "--out", filepath.Join(dir, "out-"+c.name))
+		pw, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if c.in == "-" {
+			io.WriteString(pw, line)
+			// Wait until the run has its state: it is then reading.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if _, err := os.Stat(filepath.Join(state, stateFile)); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the run did not open its state", c.name)
+				}
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !bytes.Contains(stderr.Bytes(), []byte("interrupted")) {
+				t.Errorf("%s: interrupted run ended with %v: %s; want exit 1 and the interrupted message", c.name, err, stderr.Bytes())
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("%s: the run ignored SIGINT for 20s while waiting for input", c.name)
+		}
+		pw.Close()
+		if c.in == "-" {
+			out := filepath.Join(dir, "out-"+c.name)
+			_, stderr, code := exe(t, strings.NewReader(line), "run", "--state", state, "--in", "-", "--out", out)
+			got, err := os.ReadFile(out)
+			if code != 0 || err != nil || string(got) != line {
+				t.Errorf("%s: rerun after the interrupt: exit %d (%s), output %q, %v; want the event once", c.name, code, stderr, got, err)
+			}
 		}
 	}
 }

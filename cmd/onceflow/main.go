@@ -47,6 +47,9 @@ process), 2 on a usage error.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal interrupts the run, which then stops cleanly; a
+	// second one gets the default action and kills the process.
+	context.AfterFunc(ctx, stop)
 	code := runContext(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

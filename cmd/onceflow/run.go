@@ -318,15 +318,20 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 	var in io.Reader = stdin
 	size := int64(-1)
 	if c.in != "-" {
-		f, err := os.Open(c.in)
+		f, err := openInput(ctx, c.in)
 		if err != nil {
-			return fmt.Errorf("input: %w", err)
+			return err
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			size = st.Size()
 		}
 		in = f
+	}
+	if size < 0 {
+		// A pipe, a terminal or a FIFO can block a read for ever: read
+		// it so that an interrupt still ends the run.
+		in = &ctxReader{ctx: ctx, r: in, res: make(chan readResult, 1)}
 	}
 	lines, err := jsonl.NewReader(in, c.maxEventBytes)
 	if err != nil {
@@ -404,6 +409,9 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 		if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
 			return err // the pipeline's failure is the cause
 		}
+		if ctx.Err() != nil {
+			return interrupted(ctx.Err())
+		}
 		return feedErr
 	}
 	if err := p.Shutdown(ctx); err != nil {
@@ -426,6 +434,81 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 	}
 	bar.set(lines.Offset())
 	return nil
+}
+
+// openInput opens the file at path for reading. Opening a FIFO blocks
+// until a writer opens it; an interrupt (ctx) ends the wait, and the file,
+// if it opens later, is closed.
+func openInput(ctx context.Context, path string) (*os.File, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeNamedPipe == 0 {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("input: %w", err)
+		}
+		return f, nil
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, fmt.Errorf("input: %w", o.err)
+		}
+		return o.f, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, interrupted(ctx.Err())
+	}
+}
+
+// ctxReader reads r from a goroutine per Read, so that a Read blocked on a
+// pipe or a terminal returns ctx's error when ctx ends: the run is then
+// interrupted, and the goroutine stays blocked until the process exits.
+// The goroutine reads into a buffer of its own, never into the caller's.
+// Not safe for concurrent use.
+type ctxReader struct {
+	ctx  context.Context
+	r    io.Reader
+	buf  []byte
+	res  chan readResult // capacity 1
+	busy bool            // a read is in flight
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if !c.busy {
+		if len(c.buf) < len(p) {
+			c.buf = make([]byte, len(p))
+		}
+		buf, r, res := c.buf[:len(p)], c.r, c.res
+		c.busy = true
+		go func() {
+			n, err := r.Read(buf)
+			res <- readResult{n, err}
+		}()
+	}
+	select {
+	case r := <-c.res:
+		c.busy = false
+		return copy(p, c.buf[:r.n]), r.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
 }
 
 // interrupted explains a cancelled run.
