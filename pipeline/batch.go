@@ -26,6 +26,9 @@ type submitScratch struct {
 // whole budget can never fit and is refused with an error wrapping
 // ErrBackpressure. Every event must be valid as for Submit.
 func (p *Pipeline) SubmitBatch(ctx context.Context, evs []*onceflow.Event) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	if len(evs) == 0 {
 		return nil
 	}

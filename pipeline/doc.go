@@ -69,7 +69,20 @@
 // The Ack callback runs on the committer (or, without a store, on the
 // worker): a slow callback slows the pipeline and, through the budget,
 // blocks Submit. It must not call Submit, SubmitBatch or Do, which could
-// wait for space only the callback's caller frees.
+// wait for space only the callback's caller frees. A panic in the Ack
+// callback (or in a Sink) is not recovered: it is a bug of the caller's, and
+// the event it was told of is already committed.
+//
+// Handlers run on their shard's worker goroutine, one event at a time per
+// shard, with a context derived from Run's: it is cancelled when Run's
+// context is (or a fatal error stops the run), and, with a retry policy
+// that sets AttemptTimeout, when the attempt times out. Shutdown does not
+// cancel it: Shutdown and Run wait for running handlers, so a handler that
+// ignores its context and never returns keeps them waiting (Shutdown is
+// bounded by its own context; Run is not). A handler must not call Submit,
+// SubmitBatch or Do on its own pipeline and wait for the result: that
+// event may need the budget the handler holds, or queue on the handler's
+// own shard behind it, so the call can wait forever.
 //
 // # Lifecycle
 //

@@ -235,3 +235,67 @@ func TestCopiesWithOtherPartitionKeysGetTheStoredOutcome(t *testing.T) {
 		t.Errorf("%d of %d copies acknowledged with an outcome the store did not keep", wrong, len(got))
 	}
 }
+
+// TestContextsChecked: a nil context is refused with an error that says so
+// (it used to panic inside the pipeline), and a context that has already
+// ended accepts nothing — the caller that gets ctx's error can rely on the
+// event not being processed.
+func TestContextsChecked(t *testing.T) {
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	handled := make(chan string, 16)
+	h := func(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
+		handled <- ev.ID
+		return nil, nil
+	}
+	p, err := pipeline.New(h, pipeline.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nilCtx context.Context
+	for name, call := range map[string]func() error{
+		"Run":         func() error { return p.Run(nilCtx) },
+		"Shutdown":    func() error { return p.Shutdown(nilCtx) },
+		"Submit":      func() error { return p.Submit(nilCtx, event("k", 1)) },
+		"SubmitBatch": func() error { return p.SubmitBatch(nilCtx, []*onceflow.Event{event("k", 1)}) },
+		"Do":          func() error { _, err := p.Do(nilCtx, event("k", 1)); return err },
+		"Redrive": func() error {
+			_, err := p.Redrive(nilCtx, onceflow.Identity{Source: "test", ID: "k/1"})
+			return err
+		},
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "nil context") {
+			t.Errorf("%s(nil ctx) = %v, want an error naming the nil context", name, err)
+		}
+	}
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Submit(done, event("k", 2)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Submit with an ended context = %v, want context.Canceled", err)
+	}
+	if err := p.SubmitBatch(done, []*onceflow.Event{event("k", 3)}); !errors.Is(err, context.Canceled) {
+		t.Errorf("SubmitBatch with an ended context = %v, want context.Canceled", err)
+	}
+	if _, err := p.Do(done, event("k", 4)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Do with an ended context = %v, want context.Canceled", err)
+	}
+	stop := start(t, p) // Run(nil) above must not have counted as the one Run
+	if _, err := p.Do(context.Background(), event("k", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	close(handled)
+	var got []string
+	for id := range handled {
+		got = append(got, id)
+	}
+	if len(got) != 1 || got[0] != "k/5" {
+		t.Fatalf("handled %q, want only k/5: events submitted with an ended context were processed", got)
+	}
+}

@@ -24,8 +24,11 @@ type OutboxStore interface {
 // store once deliver returns nil. Delivery is at least once — a crash
 // between deliver and the delete delivers the message again after a
 // restart — so the receiver drops repeats by Message.Key, the stable
-// idempotency key. A failed delivery is retried after retryAfter (default
-// 1 s when zero); messages left when the pipeline stops are delivered by
+// idempotency key. A failed delivery — deliver returned an error or
+// panicked — is retried after retryAfter (default 1 s when zero), and
+// counted in Stats.OutboxErrors and logged; a panic does not end the
+// process, so a message that makes deliver panic cannot crash every run
+// that starts on the store. Messages left when the pipeline stops are delivered by
 // the next run. Shutdown waits for the pending messages to be delivered,
 // bounded by its context. Requires WithStore with an OutboxStore.
 func WithOutbox(deliver func(ctx context.Context, m onceflow.Message) error, retryAfter time.Duration) Option {
@@ -81,6 +84,23 @@ func (p *Pipeline) outboxLoop(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
+// deliverOne calls the user's deliver function for m; a panic in it is
+// returned as an error, a failed delivery. Like retry.PanicError, the
+// message quotes the panic value cut to 200 bytes, so that it can neither
+// flood nor forge a log line.
+func (p *Pipeline) deliverOne(ctx context.Context, m onceflow.Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s := fmt.Sprint(v)
+			if len(s) > 200 {
+				s = s[:200] + "…"
+			}
+			err = fmt.Errorf("the deliver function panicked: %q", s)
+		}
+	}()
+	return p.cfg.outbox(ctx, m)
+}
+
 // deliverOutbox delivers every pending message, oldest first.
 func (p *Pipeline) deliverOutbox(ctx context.Context, st OutboxStore) error {
 	for {
@@ -94,7 +114,7 @@ func (p *Pipeline) deliverOutbox(ctx context.Context, st OutboxStore) error {
 		seqs := make([]uint64, 0, len(page))
 		var derr error
 		for _, e := range page {
-			if derr = p.cfg.outbox(ctx, e.Message); derr != nil {
+			if derr = p.deliverOne(ctx, e.Message); derr != nil {
 				break
 			}
 			seqs = append(seqs, e.Seq)

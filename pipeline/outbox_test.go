@@ -74,3 +74,50 @@ func TestOutboxDeliveredAfterCommit(t *testing.T) {
 		t.Fatalf("%d messages left in the outbox", len(left))
 	}
 }
+
+// TestOutboxDeliverPanics: a deliver function that panics is a failed
+// delivery, retried and counted; it ends neither Run nor the process, and
+// the message is delivered once deliver stops panicking.
+func TestOutboxDeliverPanics(t *testing.T) {
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := func(_ context.Context, ev *onceflow.Event, fx *onceflow.Effects) ([]byte, error) {
+		fx.Emit("mail", []byte("welcome "+ev.ID))
+		return nil, nil
+	}
+	var mu sync.Mutex
+	var got []string
+	panics := 2
+	deliver := func(_ context.Context, m onceflow.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if panics > 0 {
+			panics--
+			panic("mail client bug")
+		}
+		got = append(got, string(m.Payload))
+		return nil
+	}
+	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithOutbox(deliver, time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	if _, err := p.Do(context.Background(), event("k", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run or Shutdown: %v", err)
+	}
+	if st := p.Stats(); st.OutboxErrors != 2 || st.OutboxDelivered != 1 {
+		t.Fatalf("OutboxErrors %d, OutboxDelivered %d; want 2 and 1", st.OutboxErrors, st.OutboxDelivered)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "welcome "+event("k", 1).ID {
+		t.Fatalf("delivered %q, want the one message once", got)
+	}
+}

@@ -160,7 +160,8 @@ func New(h stage.Func, opts ...Option) (*Pipeline, error) {
 // Submit accepts ev for processing, blocking while ev's shard is full. It
 // returns nil once ev is accepted: the pipeline will acknowledge it exactly
 // once (see WithAck). Accepting is not acknowledging: ev is done only when
-// its Ack arrives. Submit returns ctx's error if ctx ends first, and
+// its Ack arrives. Submit returns ctx's error if ctx ends first (a
+// context already done when Submit is called accepts nothing), and
 // ErrClosed once the pipeline stopped taking events — also when Submit
 // races Shutdown: an event is either accepted and then processed, or
 // refused with an error, never lost.
@@ -205,11 +206,27 @@ func (p *Pipeline) Do(ctx context.Context, ev *onceflow.Event) (onceflow.Outcome
 }
 
 func (p *Pipeline) submit(ctx context.Context, ev *onceflow.Event, w chan Ack, block bool) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	if err := p.check(ev); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	s := p.shards[shardOf(ev, len(p.shards))]
 	return s.submit(ctx, newItem(ev, 0), w, block)
+}
+
+// errNilContext is returned by the methods that take a context when given
+// a nil one.
+var errNilContext = errors.New("pipeline: nil context (use context.Background())")
+
+// ctxErr returns errNilContext for a nil ctx, else ctx.Err(): a submission
+// with a context that has already ended accepts nothing.
+func ctxErr(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	return ctx.Err()
 }
 
 // check returns why ev cannot be accepted, or nil. With a store, an event
@@ -260,6 +277,9 @@ func (p *Pipeline) idHash(id onceflow.Identity) uint64 {
 // fatal error (the store failing a commit, a sink failing) stops the
 // pipeline the same way and is returned.
 func (p *Pipeline) Run(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	p.mu.Lock()
 	if p.started {
 		p.mu.Unlock()
@@ -313,6 +333,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // waits (bounded by ctx) for Run to start and drain. Shutdown may be called
 // more than once and concurrently.
 func (p *Pipeline) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	for _, s := range p.shards {
 		s.close()
 	}

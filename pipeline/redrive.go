@@ -30,6 +30,9 @@ var ErrNotDeadLettered = errors.New("pipeline: no dead letter for this identity"
 // The redriven event bypasses sequence ordering: its sequence number was
 // already handed on when it was dead-lettered.
 func (p *Pipeline) Redrive(ctx context.Context, id onceflow.Identity) (onceflow.Outcome, error) {
+	if err := ctxErr(ctx); err != nil {
+		return onceflow.Outcome{}, err
+	}
 	r, ok := p.cfg.store.(DeadLetterReader)
 	if !ok {
 		return onceflow.Outcome{}, errors.New("pipeline: Redrive needs a store that keeps dead letters")
