@@ -145,8 +145,13 @@ func (sc *commitScratch) release() {
 func validateBatch(b *onceflow.CommitBatch) error {
 	for i := range b.Records {
 		r := &b.Records[i]
-		if r.Outcome.Status == onceflow.StatusUnknown {
-			return fmt.Errorf("%w: record %d (%v): status unknown", ErrInvalidRecord, i, r.ID)
+		switch r.Outcome.Status {
+		case onceflow.StatusDone, onceflow.StatusDeadLettered, onceflow.StatusRejected, onceflow.StatusHeld:
+		default:
+			return fmt.Errorf("%w: record %d (%v): status %d is not one of onceflow's", ErrInvalidRecord, i, r.ID, r.Outcome.Status)
+		}
+		if r.ID.Source == "" || r.ID.ID == "" {
+			return fmt.Errorf("%w: record %d: identity %+v has an empty source or id", ErrInvalidRecord, i, r.ID)
 		}
 		if r.DeadLetter != nil && r.Outcome.Status != onceflow.StatusDeadLettered {
 			return fmt.Errorf("%w: record %d (%v): dead letter with status %v", ErrInvalidRecord, i, r.ID, r.Outcome.Status)

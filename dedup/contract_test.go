@@ -709,6 +709,10 @@ func TestInvalidBatch(t *testing.T) {
 		big.Outcome.Result = make([]byte, onceflow.MaxResultBytes+1)
 		noKey := done("nokey", "")
 		noKey.Writes = []onceflow.StateWrite{{Value: []byte("v")}}
+		badStatus := done("s200", "")
+		badStatus.Outcome.Status = 200
+		noSource, noID := done("nosource", ""), done("", "")
+		noSource.ID.Source = ""
 		for _, c := range []struct {
 			name string
 			rec  onceflow.Record
@@ -718,6 +722,9 @@ func TestInvalidBatch(t *testing.T) {
 			{"result too large", big, onceflow.ErrResultTooLarge},
 			{"empty state key", noKey, dedup.ErrInvalidRecord},
 			{"identity too long", done(string(make([]byte, 40000)), ""), dedup.ErrInvalidRecord},
+			{"status not onceflow's", badStatus, dedup.ErrInvalidRecord},
+			{"empty source", noSource, dedup.ErrInvalidRecord},
+			{"empty id", noID, dedup.ErrInvalidRecord},
 		} {
 			b := &onceflow.CommitBatch{Records: []onceflow.Record{done("ok", ""), c.rec}}
 			if err := s.Commit(b); !errors.Is(err, c.want) {

@@ -1,6 +1,7 @@
 package dedup
 
 import (
+	"errors"
 	"math"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -39,6 +40,9 @@ func (s *Store) CountDeadLetters() (total, redriven int, err error) {
 //
 //	s.PurgeDeadLetters(func(d onceflow.DeadLetter) bool { return d.Redriven.IsZero() })
 func (s *Store) PurgeDeadLetters(keep func(onceflow.DeadLetter) bool) (int, error) {
+	if keep == nil {
+		return 0, errors.New("dedup: PurgeDeadLetters(nil): pass a keep function (one that returns false deletes them all)")
+	}
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {

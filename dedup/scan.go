@@ -20,6 +20,9 @@ const scanPage = 256
 // sequence ordering (their keys start with a zero byte, which no
 // onceflow.StateKey does).
 func (s *Store) ScanState(prefix []byte, fn func(key, value []byte) error) error {
+	if fn == nil {
+		return errors.New("dedup: ScanState with a nil function")
+	}
 	type kv struct{ k, v []byte }
 	page := make([]kv, 0, scanPage+1)
 	more := false // the last list filled its page: there may be more keys

@@ -3,6 +3,7 @@ package dedup_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -34,6 +35,12 @@ func TestScanState(t *testing.T) {
 		n := 0
 		if err := s.ScanState(nil, func(k, v []byte) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 			t.Fatalf("ScanState stopping: err %v after %d keys", err, n)
+		}
+		if err := s.ScanState(nil, nil); err == nil || !strings.Contains(err.Error(), "nil function") {
+			t.Errorf("ScanState(nil fn) = %v, want an error naming the nil function", err)
+		}
+		if _, err := s.PurgeDeadLetters(nil); err == nil || !strings.Contains(err.Error(), "PurgeDeadLetters(nil)") {
+			t.Errorf("PurgeDeadLetters(nil) = %v, want an error naming the nil function", err)
 		}
 	})
 }
