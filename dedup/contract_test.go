@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -906,5 +907,8 @@ func TestOptionsValidated(t *testing.T) {
 	}
 	if _, err := dedup.Open(filepath.Join(t.TempDir(), "x.db"), dedup.WithSlices(0)); err == nil {
 		t.Error("Open with a bad option: no error")
+	}
+	if _, err := dedup.Open(""); err == nil || !strings.Contains(err.Error(), "empty path") {
+		t.Errorf(`Open("") = %v, want an error naming the empty path`, err)
 	}
 }

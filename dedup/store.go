@@ -82,6 +82,9 @@ type OutboxEntry = onceflow.OutboxEntry
 // [ErrLocked]. Errors from the file match [onceflow.ErrStorage]; invalid
 // options return a plain error.
 func Open(path string, opts ...Option) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("dedup: Open: empty path (name the state file; NewMemory keeps no file)")
+	}
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err

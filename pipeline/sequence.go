@@ -37,8 +37,10 @@ func (g GapPolicy) String() string {
 		return "skip"
 	case GapDeadLetter:
 		return "dead_letter"
-	default:
+	case GapWait:
 		return "wait"
+	default:
+		return fmt.Sprintf("GapPolicy(%d)", uint8(g))
 	}
 }
 
@@ -295,9 +297,9 @@ func (s *shard) hold(ss *seqState, pi pitem, ob *outBatch, now time.Time) {
 			fmt.Errorf("%w: key %q, sequence %d held for another event", ErrSequenceConflict, cut(pi.ev.Key()), pi.ev.Sequence), ob, now)
 		return
 	}
-	if len(ss.held) >= o.MaxHeldPerKey || s.heldTotal >= max(o.MaxHeld/len(s.p.shards), 1) {
-		ob.add(entry{it: pi.item, kind: kindNack, err: fmt.Errorf("%w: %d held for the key (limit %d), %d in the shard",
-			ErrSequenceBufferFull, len(ss.held), o.MaxHeldPerKey, s.heldTotal)})
+	if shardLimit := max(o.MaxHeld/len(s.p.shards), 1); len(ss.held) >= o.MaxHeldPerKey || s.heldTotal >= shardLimit {
+		ob.add(entry{it: pi.item, kind: kindNack, err: fmt.Errorf("%w: key %q, sequence %d: %d held for the key (limit %d, MaxHeldPerKey), %d in the shard (limit %d, MaxHeld / shards)",
+			ErrSequenceBufferFull, cut(pi.ev.Key()), pi.ev.Sequence, len(ss.held), o.MaxHeldPerKey, s.heldTotal, shardLimit)})
 		s.failed.Add(1)
 		return
 	}

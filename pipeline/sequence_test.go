@@ -2,11 +2,13 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -325,5 +327,69 @@ func TestSequenceRequiresSequence(t *testing.T) {
 	}
 	if _, err := pipeline.New(nop, pipeline.WithSequenceOrder(pipeline.SequenceOptions{})); err == nil {
 		t.Fatal("sequence mode without store accepted")
+	}
+	// An unknown policy is refused, and the error shows its number rather
+	// than naming it "wait", the default it is not.
+	_, err = pipeline.New(nop, pipeline.WithStore(newMemStore()), pipeline.WithSequenceOrder(pipeline.SequenceOptions{Policy: 7}))
+	if err == nil || !strings.Contains(err.Error(), "GapPolicy(7)") {
+		t.Fatalf("WithSequenceOrder(Policy: 7) = %v, want an error showing GapPolicy(7)", err)
+	}
+	for g, want := range map[pipeline.GapPolicy]string{pipeline.GapWait: "wait", pipeline.GapSkip: "skip", pipeline.GapDeadLetter: "dead_letter"} {
+		if g.String() != want {
+			t.Errorf("GapPolicy %d String = %q, want %q", uint8(g), g.String(), want)
+		}
+	}
+}
+
+// TestSequenceBufferFull: an early event beyond MaxHeldPerKey is refused
+// with ErrSequenceBufferFull, an error naming the key, the sequence and the
+// limit, and nothing else is lost: the held events are handled when the
+// gap fills, and the refused one is handled when its source delivers it
+// again.
+func TestSequenceBufferFull(t *testing.T) {
+	store, err := dedup.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var a acks
+	var mu sync.Mutex
+	var seen []uint64
+	h := func(_ context.Context, ev *onceflow.Event, _ *onceflow.Effects) ([]byte, error) {
+		mu.Lock()
+		seen = append(seen, ev.Sequence)
+		mu.Unlock()
+		return nil, nil
+	}
+	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithShards(1), pipeline.WithAck(a.add),
+		pipeline.WithSequenceOrder(pipeline.SequenceOptions{MaxHeldPerKey: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	ctx := context.Background()
+	for _, q := range []uint64{3, 4} {
+		if err := p.Submit(ctx, seqEvent("k", q, fmt.Sprint("e", q))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a held event's Do would wait for the gap
+	defer cancel()
+	_, err = p.Do(dctx, seqEvent("k", 5, "e5"))
+	if !errors.Is(err, pipeline.ErrSequenceBufferFull) || !strings.Contains(err.Error(), `key "k", sequence 5`) || !strings.Contains(err.Error(), "limit 2, MaxHeldPerKey") {
+		t.Fatalf("the third early event: %v, want ErrSequenceBufferFull naming key, sequence and limit", err)
+	}
+	for _, q := range []uint64{1, 2, 5} { // the gap fills; 5 is delivered again
+		if _, err := p.Do(ctx, seqEvent("k", q, fmt.Sprint("e", q))); err != nil {
+			t.Fatalf("sequence %d: %v", q, err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("handled sequences %v, want 1..5 once each", seen)
 	}
 }
