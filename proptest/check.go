@@ -176,7 +176,15 @@ func Check(newHandler NewHandler, opts ...Option) (Report, error) {
 
 func (f *Failure) error(seed int64, passed int) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "proptest: stream %d broke the promise (seed %d; reproduce with ONCEFLOW_SEED=%d)\n", passed+1, seed, seed)
+	setup := len(f.Violations) > 0
+	for _, v := range f.Violations {
+		setup = setup && strings.HasPrefix(v, setupPrefix)
+	}
+	if setup {
+		fmt.Fprintf(&b, "proptest: stream %d could not be run: a setup error, not a broken promise (seed %d; reproduce with ONCEFLOW_SEED=%d)\n", passed+1, seed, seed)
+	} else {
+		fmt.Fprintf(&b, "proptest: stream %d broke the promise (seed %d; reproduce with ONCEFLOW_SEED=%d)\n", passed+1, seed, seed)
+	}
 	for _, v := range f.Violations {
 		b.WriteString("  - " + strings.ReplaceAll(v, "\n", "\n    ") + "\n")
 	}
@@ -241,6 +249,11 @@ func retryPolicy() retry.Policy {
 const markerPrefix = "\x00proptest.applied/"
 
 const maxReplays = 5
+
+// setupPrefix starts a violation that is an error setting the stream up
+// (a store that does not open, a handler constructor that fails), not a
+// broken invariant.
+const setupPrefix = "setup: "
 
 type ackRec struct {
 	delivery int
@@ -329,7 +342,7 @@ func checkStream(s *Stream, newHandler NewHandler, cfg config) Result {
 		r.templates = append(r.templates, ev)
 	}
 	if err := r.run(); err != nil {
-		r.violate("setup errors", "setup: %v", err)
+		r.violate("setup errors", setupPrefix+"%v", err)
 	}
 	return r.res
 }

@@ -86,6 +86,27 @@ func WithProfile(p Profile) Option {
 		if p.Keys < 1 || p.MaxShards < 1 {
 			return fmt.Errorf("proptest: WithProfile: Keys and MaxShards must be at least 1")
 		}
+		for _, r := range [...]struct {
+			name string
+			v    float64
+		}{{"KeySkew", p.KeySkew}, {"Duplicates", p.Duplicates}, {"LocalReorder", p.LocalReorder},
+			{"GlobalReorder", p.GlobalReorder}, {"Transient", p.Transient}, {"Permanent", p.Permanent}} {
+			if !(r.v >= 0 && r.v <= 1) { // also refuses NaN
+				return fmt.Errorf("proptest: WithProfile: %s is %v, a share must be in [0, 1]", r.name, r.v)
+			}
+		}
+		if p.Duplicates == 1 {
+			return fmt.Errorf("proptest: WithProfile: Duplicates is 1, but each event needs a first copy: it must be below 1")
+		}
+		if p.Transient+p.Permanent > 1 {
+			return fmt.Errorf("proptest: WithProfile: Transient + Permanent is %v, more than every event", p.Transient+p.Permanent)
+		}
+		if !(p.Crashes >= 0 && p.Crashes <= 100) {
+			return fmt.Errorf("proptest: WithProfile: Crashes is %v, crashes per 100 deliveries must be in [0, 100]", p.Crashes)
+		}
+		if p.MaxBurst < 0 || p.Window < 0 {
+			return fmt.Errorf("proptest: WithProfile: MaxBurst %d and Window %d must not be negative", p.MaxBurst, p.Window)
+		}
 		c.profile = p
 		return nil
 	})

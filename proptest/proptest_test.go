@@ -3,6 +3,7 @@ package proptest_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -281,5 +282,31 @@ func TestCheckHandlerFailsTheTest(t *testing.T) {
 	proptest.CheckHandler(ok, counting, proptest.WithRuns(50), proptest.WithMaxEvents(30))
 	if ok.fatal != "" {
 		t.Fatalf("CheckHandler failed a correct handler: %s", ok.fatal)
+	}
+}
+
+// TestBadOptionsAndSetupErrors: a profile outside its bounds is refused
+// with an error naming the field, and an error setting a stream up is
+// reported as such, not as a broken promise.
+func TestBadOptionsAndSetupErrors(t *testing.T) {
+	for field, mod := range map[string]func(*proptest.Profile){
+		"Duplicates":   func(p *proptest.Profile) { p.Duplicates = 1 },
+		"KeySkew":      func(p *proptest.Profile) { p.KeySkew = -0.1 },
+		"LocalReorder": func(p *proptest.Profile) { p.LocalReorder = 1.5 },
+		"Transient":    func(p *proptest.Profile) { p.Transient = math.NaN() },
+		"Permanent":    func(p *proptest.Profile) { p.Transient, p.Permanent = 0.6, 0.6 },
+		"Crashes":      func(p *proptest.Profile) { p.Crashes = -1 },
+		"Window":       func(p *proptest.Profile) { p.Window = -1 },
+	} {
+		p := proptest.DefaultProfile()
+		mod(&p)
+		if _, err := proptest.Check(counting, proptest.WithProfile(p)); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("profile with a bad %s: %v, want an error naming it", field, err)
+		}
+	}
+	_, err := proptest.Check(counting, proptest.WithRuns(3), proptest.WithMaxEvents(5), proptest.WithMaxShrinks(0),
+		proptest.WithPipelineOptions(pipeline.WithShards(-1)))
+	if err == nil || !strings.Contains(err.Error(), "setup error, not a broken promise") || strings.Contains(err.Error(), "broke the promise") {
+		t.Fatalf("a pipeline option that New refuses: %v, want a setup error", err)
 	}
 }

@@ -127,8 +127,9 @@ func crashPoints() []string {
 }
 
 // Profile shapes the streams [Streams] generates. Rates are shares in
-// [0, 1]; a zero field means none of it. [DefaultProfile] is what Check
-// uses unless told otherwise.
+// [0, 1] (Duplicates below 1, Transient + Permanent at most 1); a zero
+// field means none of it. [DefaultProfile] is what Check uses unless told
+// otherwise; WithProfile refuses a profile outside these bounds.
 type Profile struct {
 	// Keys is the number of partition keys (at least 1).
 	Keys int
