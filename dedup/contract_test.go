@@ -904,9 +904,15 @@ func TestOptionsValidated(t *testing.T) {
 			_ = s.Close()
 			t.Errorf("NewMemory with a bad option: no error")
 		}
+		if err := dedup.CheckOptions(opt); err == nil {
+			t.Errorf("CheckOptions with a bad option: no error")
+		}
 	}
 	if _, err := dedup.Open(filepath.Join(t.TempDir(), "x.db"), dedup.WithSlices(0)); err == nil {
 		t.Error("Open with a bad option: no error")
+	}
+	if err := dedup.CheckOptions(dedup.WithWindow(time.Hour), dedup.WithCapacity(1000)); err != nil {
+		t.Errorf("CheckOptions with good options: %v", err)
 	}
 	if _, err := dedup.Open(""); err == nil || !strings.Contains(err.Error(), "empty path") {
 		t.Errorf(`Open("") = %v, want an error naming the empty path`, err)

@@ -113,6 +113,14 @@ func NewMemory(opts ...Option) (*Store, error) {
 	return newStore(o, newMemBackend())
 }
 
+// CheckOptions returns the error Open and NewMemory would return for
+// opts, or nil, without opening or creating anything: a command line can
+// refuse a bad flag before it touches the disk.
+func CheckOptions(opts ...Option) error {
+	_, err := buildOptions(opts)
+	return err
+}
+
 func buildOptions(opts []Option) (options, error) {
 	o := defaultOptions()
 	for _, opt := range opts {

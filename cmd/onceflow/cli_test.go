@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +34,7 @@ func TestUsageErrors(t *testing.T) {
 	if err := os.Link(filepath.Join(state, "onceflow.db"), filepath.Join(dir, "dblink")); err != nil {
 		t.Fatal(err)
 	}
+	fresh := filepath.Join(dir, "fresh") // never created
 	tests := []struct {
 		name string
 		args []string
@@ -60,6 +63,16 @@ func TestUsageErrors(t *testing.T) {
 			"inside the --state directory"},
 		{"out is a link to the state file", []string{"run", "--state", state, "--in", "-", "--out", filepath.Join(dir, "dblink")},
 			"is the state file"},
+		// Values the store or the pipeline would refuse are usage errors,
+		// found before the state directory is created (checked below).
+		{"window too short for its slices", []string{"run", "--state", fresh, "--in", "-", "--window", "7ms"}, "--window 7ms"},
+		{"window too long to parse", []string{"run", "--state", fresh, "--in", "-", "--window", "9999999h"}, "at most 2562047h"},
+		{"capacity zero", []string{"run", "--state", fresh, "--in", "-", "--capacity", "0"}, "--capacity 0"},
+		{"cache items negative", []string{"run", "--state", fresh, "--in", "-", "--cache-items", "-1"}, "--cache-items -1"},
+		{"batch too large", []string{"run", "--state", fresh, "--in", "-", "--batch", "100000"}, "--batch"},
+		{"chunk too large", []string{"run", "--state", fresh, "--in", "-", "--chunk", "1000000000"}, "--chunk 1000000000"},
+		{"group delay zero", []string{"run", "--state", fresh, "--in", "-", "--group-delay", "0s"}, "--group-events and --group-delay"},
+		{"in is a directory", []string{"run", "--state", fresh, "--in", dir}, "is a directory"},
 		{"inspect without id", []string{"inspect", "--state", state, "--source", "s"}, "--source and --id are required"},
 		{"stats without state", []string{"stats"}, "--state is required"},
 		{"gen bad rate", []string{"gen", "--dup", "1.5"}, "--dup 1.5"},
@@ -77,6 +90,9 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if stdout.Len() != 0 {
 				t.Fatalf("stdout %q, want nothing", stdout.String())
+			}
+			if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a refused command line created %s (%v)", fresh, err)
 			}
 		})
 	}

@@ -140,11 +140,13 @@ func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
 	fs.StringVar(&c.out, "out", "-", "")
 	fs.StringVar(&c.rejects, "rejects", "", "")
 	fs.StringVar(&c.order, "order", "arrival", "")
-	fs.DurationVar(&c.window, "window", 7*24*time.Hour, "")
+	c.window = 7 * 24 * time.Hour
+	fs.Var((*durationFlag)(&c.window), "window", "")
 	fs.IntVar(&c.shards, "shards", 1, "")
 	fs.IntVar(&c.maxEventBytes, "max-event-bytes", defaultMaxEventBytes, "")
 	fs.IntVar(&c.groupEvents, "group-events", 16384, "")
-	fs.DurationVar(&c.groupDelay, "group-delay", 100*time.Millisecond, "")
+	c.groupDelay = 100 * time.Millisecond
+	fs.Var((*durationFlag)(&c.groupDelay), "group-delay", "")
 	fs.IntVar(&c.chunk, "chunk", 256, "")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "")
 	fs.IntVar(&c.cacheItems, "cache-items", 0, "")
@@ -160,6 +162,25 @@ func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
 	}
 	return c, 0, false
 }
+
+// durationFlag is a time.Duration flag whose parse error says what is
+// wrong: the flag package's own says only "parse error".
+type durationFlag time.Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+
+func (d *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration such as 168h, 90m or 1h30m, of at most %v: %w", time.Duration(math.MaxInt64).Truncate(time.Hour), err)
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
+// nopHandler is the handler of the pipelines validate builds to check
+// options; it never runs.
+func nopHandler(context.Context, *onceflow.Event, *onceflow.Effects) ([]byte, error) { return nil, nil }
 
 func (c *runConfig) validate() error {
 	switch {
@@ -181,12 +202,43 @@ func (c *runConfig) validate() error {
 		return usagef("--shards %d: must be in [1, 1024]", c.shards)
 	case c.maxEventBytes < 1 || c.maxEventBytes > 1<<30:
 		return usagef("--max-event-bytes %d: must be in [1, 1073741824]", c.maxEventBytes)
-	case c.groupEvents < 1 || c.groupDelay <= 0 || c.chunk < 1:
-		return usagef("--group-events, --group-delay and --chunk must be positive")
+	case c.chunk < 1 || c.chunk > 1<<16:
+		return usagef("--chunk %d: must be in [1, 65536]", c.chunk)
 	case c.rejects != "" && c.rejects == c.out:
 		return usagef("--rejects and --out name the same file")
 	case c.in != "-" && (c.in == c.out || c.in == c.rejects):
 		return usagef("--in must differ from --out and --rejects")
+	}
+	if c.in != "-" {
+		if st, err := os.Stat(c.in); err == nil && st.IsDir() {
+			return usagef("--in %s is a directory", c.in)
+		}
+	}
+	// The options the store and the pipeline check again, checked here so
+	// that a bad value is a usage error, before anything is created.
+	for _, o := range []struct {
+		flag string
+		val  any
+		opt  dedup.Option
+	}{
+		{"--window", c.window, dedup.WithWindow(c.window)},
+		{"--capacity", c.capacity, dedup.WithCapacity(c.capacity)},
+		{"--cache-items", c.cacheItems, dedup.WithCacheItems(c.cacheItems)},
+	} {
+		if err := dedup.CheckOptions(o.opt); err != nil {
+			return usagef("%s %v: %v", o.flag, o.val, err)
+		}
+	}
+	for _, o := range []struct {
+		flag string
+		opt  pipeline.Option
+	}{
+		{"--batch", pipeline.WithBatchSize(c.batch)},
+		{"--group-events and --group-delay", pipeline.WithGroupCommit(c.groupEvents, c.groupDelay)},
+	} {
+		if _, err := pipeline.New(nopHandler, o.opt); err != nil { // New starts nothing
+			return usagef("%s: %v", o.flag, err)
+		}
 	}
 	// The same files under other names (links, relative paths, files not
 	// created yet), and files inside the state directory, which onceflow
