@@ -57,9 +57,11 @@
 // the file is cut back to the length committed in the state, which removes
 // lines written by a run that died before committing them, and those
 // events, not committed either, are written again. Each output file has
-// its own committed length, so a later run may write to another file; a
-// file shorter than its committed length (cut or replaced since) is
-// reported as corrupt state.
+// its own committed length, so a later run may write to another file. The
+// state also keeps a checksum of the last 4 KiB of the committed part: a
+// file shorter than its committed length, or whose committed end is not
+// what onceflow wrote (cut, changed or replaced since), is reported as
+// corrupt state and left as it is.
 //
 // # Caveats
 //

@@ -339,6 +339,37 @@ func TestOutputShorterThanCheckpointIsCorruptState(t *testing.T) {
 	lastSummary(t, stderr)
 }
 
+// TestReplacedOutputIsRefused: an --out replaced by another file at least
+// as long as the committed length is refused as corrupt state, and left as
+// it is: cutting it back would destroy the other file's content.
+func TestReplacedOutputIsRefused(t *testing.T) {
+	for _, events := range []string{"3", "500"} { // a committed length under and over the checksummed tail
+		t.Run("events="+events, func(t *testing.T) {
+			dir := t.TempDir()
+			in := gen(t, dir, "in.jsonl", "--events", events, "--seed", "2")
+			other := gen(t, dir, "other.jsonl", "--events", "2000", "--seed", "3")
+			state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out.jsonl")
+			if _, stderr, code := exe(t, nil, "run", "--state", state, "--in", in, "--out", out); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			replacement := readFile(t, other)
+			if len(replacement) <= len(readFile(t, out)) {
+				t.Fatalf("the replacement (%d bytes) must be longer than --out", len(replacement))
+			}
+			if err := os.Rename(other, out); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := exe(t, nil, "run", "--state", state, "--in", in, "--out", out)
+			if code != 1 || !bytes.Contains(stderr, []byte("changed or replaced")) {
+				t.Fatalf("exit %d, stderr %q; want 1 and changed or replaced", code, stderr)
+			}
+			if got := readFile(t, out); !bytes.Equal(got, replacement) {
+				t.Fatalf("the replaced --out was changed: %d bytes, had %d", len(got), len(replacement))
+			}
+		})
+	}
+}
+
 func TestUncommittedTailIsCut(t *testing.T) {
 	dir := t.TempDir()
 	in := gen(t, dir, "in.jsonl", "--events", "500", "--seed", "2")

@@ -41,7 +41,9 @@ Flags:
                       The file is appended to: a run continues it. On start
                       it is cut back to the offset committed in the state,
                       which removes lines written by a run that crashed
-                      before it committed them; onceflow owns the file.
+                      before it committed them; onceflow owns the file. A
+                      file shorter than that offset, or whose committed end
+                      changed, is refused (corrupt state) and not touched.
   --rejects FILE      where invalid lines are reported, one JSON object per
                       line: {"line":N,"reason":"CLASS","error":"MESSAGE"},
                       N counting from 1; the file is rewritten by each run.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ type sink struct {
 	durable bool     // a regular file: synced and cut back
 	w       *bufio.Writer
 	off     int64         // committed length after the last WriteBatch
+	tail    []byte        // the last min(off, tailBytes) bytes of the file (durable only)
 	written *atomic.Int64 // lines written, for the summary
 	// time spent writing and syncing, for --timing
 	writeTime, syncTime time.Duration
@@ -37,6 +39,14 @@ type sink struct {
 // its checkpoint: each output file has its own committed length, so that
 // a run may write to a new file after earlier runs wrote to others.
 const checkpointPrefix = "out:"
+
+// tailBytes is how much of the end of the committed part of --out its
+// checkpoint checksums, so that a file replaced by another one at least as
+// long is refused instead of cut.
+const tailBytes = 4096
+
+// crc32c is the checksum of the tail.
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // openSink opens the output named by path ("-" for stdout) and cuts a
 // regular file back to the length committed in store. A file without
@@ -78,18 +88,31 @@ func (s *sink) recover(store *dedup.Store) error {
 	}
 	if !ok {
 		s.off = st.Size()
-		err := store.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: s.name, Value: encodeOffset(s.off)}}})
+		if err := s.readTail(); err != nil {
+			return err
+		}
+		err := store.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: s.name, Value: s.checkpoint()}}})
 		if err != nil {
 			return fmt.Errorf("committing the output checkpoint: %w", err)
 		}
 	} else {
-		if len(v) != 8 {
-			return fmt.Errorf("corrupt state: the checkpoint of --out %s has %d bytes, want 8", s.f.Name(), len(v))
+		if len(v) != 8 && len(v) != 12 {
+			return fmt.Errorf("corrupt state: the checkpoint of --out %s has %d bytes, want 8 or 12", s.f.Name(), len(v))
 		}
 		s.off = int64(binary.BigEndian.Uint64(v))
 		if s.off < 0 || st.Size() < s.off {
 			return fmt.Errorf("corrupt state: --out %s has %d bytes, fewer than the %d the state says were committed to it; "+
 				"the file was cut or replaced since: restore it, or use another --out or a fresh --state", s.f.Name(), st.Size(), s.off)
+		}
+		if err := s.readTail(); err != nil {
+			return err
+		}
+		// A checkpoint of 8 bytes, from a version without the checksum,
+		// is trusted as it is.
+		if len(v) == 12 && crc32.Checksum(s.tail, crc32c) != binary.BigEndian.Uint32(v[8:]) {
+			return fmt.Errorf("corrupt state: the last %d bytes of the %d committed to --out %s are not the ones onceflow wrote; "+
+				"the file was changed or replaced since, and cutting it back would destroy what is in it: "+
+				"restore it, or use another --out or a fresh --state", len(s.tail), s.off, s.f.Name())
 		}
 	}
 	if st.Size() > s.off {
@@ -103,7 +126,39 @@ func (s *sink) recover(store *dedup.Store) error {
 	return nil
 }
 
-func encodeOffset(off int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(off)) }
+// readTail reads the last min(off, tailBytes) bytes before off into tail.
+func (s *sink) readTail() error {
+	n := min(s.off, tailBytes)
+	s.tail = make([]byte, n, tailBytes)
+	if _, err := s.f.ReadAt(s.tail, s.off-n); err != nil {
+		return fmt.Errorf("--out: reading its committed end: %w", err)
+	}
+	return nil
+}
+
+// checkpoint returns the committed length, 8 bytes big-endian, and the
+// CRC-32C of the tail, 4 bytes.
+func (s *sink) checkpoint() []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 12), uint64(s.off))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(s.tail, crc32c))
+}
+
+// keepTail updates tail with the lines of evs, just written.
+func (s *sink) keepTail(evs []*onceflow.Event) {
+	// Only the events that end within the last tailBytes matter.
+	from, n := len(evs), 0
+	for from > 0 && n < tailBytes {
+		from--
+		n += len(evs[from].Raw) + 1
+	}
+	for _, ev := range evs[from:] {
+		s.tail = append(s.tail, ev.Raw...)
+		s.tail = append(s.tail, '\n')
+	}
+	if k := len(s.tail) - tailBytes; k > 0 {
+		s.tail = s.tail[:copy(s.tail, s.tail[k:])]
+	}
+}
 
 // Name names the checkpoint.
 func (s *sink) Name() string { return s.name }
@@ -136,7 +191,8 @@ func (s *sink) WriteBatch(evs []*onceflow.Event) ([]byte, error) {
 	if !s.durable {
 		return []byte{}, nil
 	}
-	return encodeOffset(s.off), nil
+	s.keepTail(evs)
+	return s.checkpoint(), nil
 }
 
 // close closes the file; standard output stays open.
