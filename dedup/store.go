@@ -75,7 +75,12 @@ type OutboxEntry = onceflow.OutboxEntry
 
 // Open opens (creating it if needed) the store file at path, a bbolt
 // database with mode 0600, and rebuilds the Bloom filters of the live
-// slices from it.
+// slices from it. An empty file (0 bytes) is a new store, as bbolt
+// initialises it: that is what a crash leaves between creating the file
+// and its first write, before anything was committed, and it cannot be
+// told apart from a store cut to nothing by something else. A file cut
+// short of the length its meta pages give fails with
+// [onceflow.ErrCorrupt].
 //
 // Open waits at most the lock timeout (see [WithLockTimeout]) for another
 // opener of the file to close it, then fails with an error matching

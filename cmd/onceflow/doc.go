@@ -72,6 +72,11 @@
 // onceflow owns its --out file: bytes appended to it by anything else
 // are cut on the next start.
 //
+// onceflow owns its --state directory too. A state file emptied (cut to 0
+// bytes) by something else is indistinguishable from one whose creation a
+// crash interrupted, and is started afresh: the identities it held are
+// forgotten, and their events are written again.
+//
 // With --shards above 1, events are routed to shards by id, so that all
 // copies of an identity meet in one shard whatever their partitionkey; the
 // output order is then the input order only among events of one id.
