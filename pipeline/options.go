@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -152,6 +153,20 @@ func WithQueueLimits(events, bytes int) Option {
 	})
 }
 
+// isNil reports whether v is nil or holds a nil pointer, map, slice,
+// channel or function: a typed nil, such as a (*dedup.Store)(nil) from a
+// failed Open, would otherwise be accepted and panic on first use.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch r := reflect.ValueOf(v); r.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
+		return r.IsNil()
+	}
+	return false
+}
+
 // WithStore makes the pipeline deduplicate and commit through s: the first
 // copy of each identity runs the handler, its outcome and effects commit
 // in one group commit, and duplicates get the first outcome back. Without a
@@ -160,7 +175,7 @@ func WithQueueLimits(events, bytes int) Option {
 // ErrNoStore.
 func WithStore(s Store) Option {
 	return optionFunc(func(c *config) error {
-		if s == nil {
+		if isNil(s) {
 			return fmt.Errorf("pipeline: WithStore(nil)")
 		}
 		c.store = s
@@ -172,7 +187,7 @@ func WithStore(s Store) Option {
 // Requires WithStore.
 func WithSink(s Sink) Option {
 	return optionFunc(func(c *config) error {
-		if s == nil {
+		if isNil(s) {
 			return fmt.Errorf("pipeline: WithSink(nil)")
 		}
 		c.sink = s

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/dedup"
 	"github.com/onceflow/onceflow/pipeline"
 	"github.com/onceflow/onceflow/retry"
 )
@@ -351,6 +352,7 @@ func TestInvalidInput(t *testing.T) {
 	for _, o := range []pipeline.Option{
 		pipeline.WithShards(0), pipeline.WithBatchSize(0), pipeline.WithQueueLimits(0, 1),
 		pipeline.WithGroupCommit(0, time.Millisecond), pipeline.WithStore(nil), pipeline.WithLogger(nil),
+		pipeline.WithStore((*dedup.Store)(nil)), // a typed nil, as a failed Open returns
 	} {
 		if _, err := pipeline.New(nop, o); err == nil {
 			t.Fatalf("New with a bad option succeeded")
