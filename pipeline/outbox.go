@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
+	"github.com/onceflow/onceflow/retry"
 )
 
 // OutboxStore is implemented by stores that keep outbox messages
@@ -28,7 +30,11 @@ type OutboxStore interface {
 // panicked — is retried after retryAfter (default 1 s when zero), and
 // counted in Stats.OutboxErrors and logged; a panic does not end the
 // process, so a message that makes deliver panic cannot crash every run
-// that starts on the store. Messages left when the pipeline stops are delivered by
+// that starts on the store. Messages are delivered in order and one at a
+// time, so a message that deliver keeps refusing holds back every message
+// committed after it, retried every retryAfter, until deliver accepts it:
+// deliver should accept (and park elsewhere) a message it can never
+// deliver. Messages left when the pipeline stops are delivered by
 // the next run. Shutdown waits for the pending messages to be delivered,
 // bounded by its context. Requires WithStore with an OutboxStore.
 func WithOutbox(deliver func(ctx context.Context, m onceflow.Message) error, retryAfter time.Duration) Option {
@@ -61,12 +67,16 @@ func (p *Pipeline) outboxLoop(ctx context.Context, done <-chan struct{}) {
 		if err == nil && finishing {
 			return // the committer is done and everything pending is delivered
 		}
-		var retry <-chan time.Time
+		var again <-chan time.Time
 		if err != nil {
 			p.outboxErrors.Add(1)
-			p.cfg.logger.Warn("outbox delivery failed; will retry", "err", err)
+			if pe, ok := errors.AsType[*retry.PanicError](err); ok {
+				p.cfg.logger.Warn("outbox delivery failed; will retry", "err", err, "stack", string(pe.Stack))
+			} else {
+				p.cfg.logger.Warn("outbox delivery failed; will retry", "err", err)
+			}
 			timer.Reset(p.cfg.outboxRetry)
-			retry = timer.C
+			again = timer.C
 		}
 		doneC := done
 		if finishing {
@@ -74,7 +84,7 @@ func (p *Pipeline) outboxLoop(ctx context.Context, done <-chan struct{}) {
 		}
 		select {
 		case <-p.outboxWake:
-		case <-retry:
+		case <-again:
 		case <-doneC:
 			finishing = true
 		case <-ctx.Done():
@@ -85,20 +95,15 @@ func (p *Pipeline) outboxLoop(ctx context.Context, done <-chan struct{}) {
 }
 
 // deliverOne calls the user's deliver function for m; a panic in it is
-// returned as an error, a failed delivery. Like retry.PanicError, the
-// message quotes the panic value cut to 200 bytes, so that it can neither
-// flood nor forge a log line.
-func (p *Pipeline) deliverOne(ctx context.Context, m onceflow.Message) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			s := fmt.Sprint(v)
-			if len(s) > 200 {
-				s = s[:200] + "…"
-			}
-			err = fmt.Errorf("the deliver function panicked: %q", s)
-		}
-	}()
-	return p.cfg.outbox(ctx, m)
+// returned as a failed delivery wrapping a *retry.PanicError, which holds
+// the stack and whose message quotes the panic value cut to 200 bytes, so
+// that it can neither flood nor forge a log line.
+func (p *Pipeline) deliverOne(ctx context.Context, m onceflow.Message) error {
+	err := retry.Call(func() error { return p.cfg.outbox(ctx, m) })
+	if pe, ok := errors.AsType[*retry.PanicError](err); ok {
+		return fmt.Errorf("the outbox deliver function panicked: %w", pe)
+	}
+	return err
 }
 
 // deliverOutbox delivers every pending message, oldest first.

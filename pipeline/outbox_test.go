@@ -1,8 +1,12 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,7 +105,9 @@ func TestOutboxDeliverPanics(t *testing.T) {
 		got = append(got, string(m.Payload))
 		return nil
 	}
-	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithOutbox(deliver, time.Millisecond))
+	var logged logBuffer
+	logger := slog.New(slog.NewJSONHandler(&logged, nil))
+	p, err := pipeline.New(h, pipeline.WithStore(store), pipeline.WithOutbox(deliver, time.Millisecond), pipeline.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,4 +126,42 @@ func TestOutboxDeliverPanics(t *testing.T) {
 	if len(got) != 1 || got[0] != "welcome "+event("k", 1).ID {
 		t.Fatalf("delivered %q, want the one message once", got)
 	}
+	// Each panic is logged with its value and the stack of the deliver
+	// function that panicked.
+	var warned int
+	for line := range strings.Lines(logged.String()) {
+		var rec struct{ Msg, Err, Stack string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg != "outbox delivery failed; will retry" {
+			continue
+		}
+		warned++
+		if !strings.Contains(rec.Err, `panicked`) || !strings.Contains(rec.Err, `"mail client bug"`) ||
+			!strings.Contains(rec.Stack, "outbox_test.go") {
+			t.Errorf("logged err %q with stack %q; want the panic value and the deliver function's stack", rec.Err, rec.Stack)
+		}
+	}
+	if warned != 2 {
+		t.Errorf("logged %d failed deliveries, want 2:\n%s", warned, logged.String())
+	}
+}
+
+// logBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
