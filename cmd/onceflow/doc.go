@@ -61,7 +61,10 @@
 // state also keeps a checksum of the last 4 KiB of the committed part: a
 // file shorter than its committed length, or whose committed end is not
 // what onceflow wrote (cut, changed or replaced since), is reported as
-// corrupt state and left as it is.
+// corrupt state and left as it is. A state written by a version without
+// the checksum (an 8-byte committed length) is trusted once and gains the
+// checksum at the next commit; from then on an older onceflow refuses that
+// state as corrupt (a checkpoint of 12 bytes), so do not downgrade.
 //
 // # Caveats
 //

@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -60,16 +62,39 @@ func openSink(store *dedup.Store, path string, stdout io.Writer) (*sink, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
 	}
+	_, err = os.Lstat(path)
+	created := errors.Is(err, fs.ErrNotExist)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
 	}
 	s := &sink{name: checkpointPrefix + abs, f: f, w: bufio.NewWriterSize(f, 256<<10)}
-	if err := s.recover(store); err != nil {
+	if created {
+		// The new file's name must survive a crash as its lines will: a
+		// committed checkpoint with no file is corrupt state.
+		err = syncDir(filepath.Dir(abs))
+	}
+	if err == nil {
+		err = s.recover(store)
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// syncDir fsyncs a directory, so that a file just created in it stays.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("--out: syncing its directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("--out: syncing its directory: %w", err)
+	}
+	return nil
 }
 
 // recover cuts the file back to its committed length.
@@ -91,6 +116,11 @@ func (s *sink) recover(store *dedup.Store) error {
 		if err := s.readTail(); err != nil {
 			return err
 		}
+		// What the file holds already becomes committed: make it durable
+		// first, or a crash could leave the file shorter than committed.
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("syncing --out: %w", err)
+		}
 		err := store.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: s.name, Value: s.checkpoint()}}})
 		if err != nil {
 			return fmt.Errorf("committing the output checkpoint: %w", err)
@@ -108,11 +138,15 @@ func (s *sink) recover(store *dedup.Store) error {
 			return err
 		}
 		// A checkpoint of 8 bytes, from a version without the checksum,
-		// is trusted as it is.
+		// is trusted as it is; the next commit replaces it with 12 bytes.
 		if len(v) == 12 && crc32.Checksum(s.tail, crc32c) != binary.BigEndian.Uint32(v[8:]) {
+			harm := "appending to it would mix this run's lines into another file"
+			if st.Size() > s.off {
+				harm = "cutting it back would destroy what is in it"
+			}
 			return fmt.Errorf("corrupt state: the last %d bytes of the %d committed to --out %s are not the ones onceflow wrote; "+
-				"the file was changed or replaced since, and cutting it back would destroy what is in it: "+
-				"restore it, or use another --out or a fresh --state", len(s.tail), s.off, s.f.Name())
+				"the file was changed or replaced since, and %s: "+
+				"restore it, or use another --out or a fresh --state", len(s.tail), s.off, s.f.Name(), harm)
 		}
 	}
 	if st.Size() > s.off {
@@ -143,20 +177,29 @@ func (s *sink) checkpoint() []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(s.tail, crc32c))
 }
 
-// keepTail updates tail with the lines of evs, just written.
+// keepTail updates tail with the lines of evs, just written, copying only
+// the bytes that end up in it: tail never grows past tailBytes, however
+// long a line is.
 func (s *sink) keepTail(evs []*onceflow.Event) {
-	// Only the events that end within the last tailBytes matter.
+	// Only the lines that end within the last tailBytes matter: evs[from:],
+	// n bytes with their newlines.
 	from, n := len(evs), 0
 	for from > 0 && n < tailBytes {
 		from--
 		n += len(evs[from].Raw) + 1
 	}
-	for _, ev := range evs[from:] {
-		s.tail = append(s.tail, ev.Raw...)
-		s.tail = append(s.tail, '\n')
-	}
-	if k := len(s.tail) - tailBytes; k > 0 {
+	// Keep the end of the old tail that still fits before them.
+	keep := max(tailBytes-n, 0)
+	if k := len(s.tail) - keep; k > 0 {
 		s.tail = s.tail[:copy(s.tail, s.tail[k:])]
+	}
+	// The first of them may start before the last tailBytes: skip its
+	// first n-tailBytes bytes (fewer than its length, newline included).
+	skip := max(n-tailBytes, 0)
+	for _, ev := range evs[from:] {
+		s.tail = append(s.tail, ev.Raw[skip:]...)
+		s.tail = append(s.tail, '\n')
+		skip = 0
 	}
 }
 
