@@ -65,7 +65,8 @@ func TestUsageErrors(t *testing.T) {
 			"is the state file"},
 		// Values the store or the pipeline would refuse are usage errors,
 		// found before the state directory is created (checked below).
-		{"window too short for its slices", []string{"run", "--state", fresh, "--in", "-", "--window", "7ms"}, "--window 7ms"},
+		{"window too short for its slices", []string{"run", "--state", fresh, "--in", "-", "--window", "7ms"}, "--window 7ms: must be at least 8ms"},
+		{"unparsable window not said too long", []string{"run", "--state", fresh, "--in", "-", "--window", "1x"}, "168h, 90m or 1h30m: time"},
 		{"window too long to parse", []string{"run", "--state", fresh, "--in", "-", "--window", "9999999h"}, "at most 2562047h"},
 		{"capacity zero", []string{"run", "--state", fresh, "--in", "-", "--capacity", "0"}, "--capacity 0"},
 		{"cache items negative", []string{"run", "--state", fresh, "--in", "-", "--cache-items", "-1"}, "--cache-items -1"},

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,10 @@ func parseRun(args []string, stdout, stderr io.Writer) (*runConfig, int, bool) {
 	return c, 0, false
 }
 
+// windowSlices is into how many time slices --window is cut (dedup's
+// default): expiry forgets a slice at a time.
+const windowSlices = 8
+
 // durationFlag is a time.Duration flag whose parse error says what is
 // wrong: the flag package's own says only "parse error".
 type durationFlag time.Duration
@@ -174,7 +179,11 @@ func (d *durationFlag) String() string { return time.Duration(*d).String() }
 func (d *durationFlag) Set(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("not a duration such as 168h, 90m or 1h30m, of at most %v: %w", time.Duration(math.MaxInt64).Truncate(time.Hour), err)
+		limit := ""
+		if strings.Contains(err.Error(), "invalid duration") { // malformed or too long
+			limit = fmt.Sprintf(", of at most %v", time.Duration(math.MaxInt64).Truncate(time.Hour))
+		}
+		return fmt.Errorf("not a duration such as 168h, 90m or 1h30m%s: %w", limit, err)
 	}
 	*d = durationFlag(v)
 	return nil
@@ -200,6 +209,10 @@ func (c *runConfig) validate() error {
 		return usagef("--order sequence needs --shards 1")
 	case c.window <= 0:
 		return usagef("--window %v: must be positive", c.window)
+	case c.window < windowSlices*time.Millisecond:
+		// dedup's own error names slices, which the CLI does not expose.
+		return usagef("--window %v: must be at least %v (it is cut into %d slices of at least 1ms)",
+			c.window, windowSlices*time.Millisecond, windowSlices)
 	case c.shards < 1 || c.shards > 1024:
 		return usagef("--shards %d: must be in [1, 1024]", c.shards)
 	case c.maxEventBytes < 1 || c.maxEventBytes > 1<<30:
@@ -396,7 +409,7 @@ func (c *runConfig) execute(ctx context.Context, cnt *counters, stdin io.Reader,
 		return err
 	}
 
-	store, err := openState(c.state, dedup.WithWindow(c.window),
+	store, err := openState(c.state, dedup.WithWindow(c.window), dedup.WithSlices(windowSlices),
 		dedup.WithCacheItems(c.cacheItems), dedup.WithCapacity(c.capacity))
 	if err != nil {
 		return err
