@@ -36,7 +36,7 @@ func (s *Store) CountDeadLetters() (total, redriven int, err error) {
 // keep returns false, and returns how many it deleted. A purged event's
 // identity keeps its stored outcome for the window: a redelivered copy of a
 // dead-lettered event still does not run the handler, and it can no longer
-// be redriven. Purge the redriven ones with
+// be redriven. A nil keep is an error. Purge the redriven ones with
 //
 //	s.PurgeDeadLetters(func(d onceflow.DeadLetter) bool { return d.Redriven.IsZero() })
 func (s *Store) PurgeDeadLetters(keep func(onceflow.DeadLetter) bool) (int, error) {

@@ -20,8 +20,9 @@ var (
 	// lock timeout. The error also names the path.
 	ErrLocked = errors.New("dedup: state is locked by another process")
 	// ErrInvalidRecord is returned by Commit for a batch that cannot be
-	// stored (a record without status, an empty or oversized key); nothing
-	// of the batch is committed.
+	// stored (a record without status or with a status that is not one of
+	// onceflow's, an empty Source or ID, an empty or oversized key);
+	// nothing of the batch is committed.
 	ErrInvalidRecord = errors.New("dedup: invalid commit record")
 	// ErrInvalidBatch is returned by LookupBatch when its result slices
 	// are shorter than its identities.

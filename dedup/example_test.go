@@ -3,6 +3,7 @@ package dedup_test
 import (
 	"fmt"
 	"log"
+	"time"
 
 	onceflow "github.com/onceflow/onceflow"
 	"github.com/onceflow/onceflow/dedup"
@@ -82,4 +83,14 @@ func ExampleStore_LookupBatch() {
 	// Output:
 	// order-1 true done
 	// order-2 false unknown
+}
+
+// CheckOptions refuses a bad setting, such as one parsed from a flag,
+// before anything is opened or created.
+func ExampleCheckOptions() {
+	fmt.Println(dedup.CheckOptions(dedup.WithWindow(24*time.Hour), dedup.WithCapacity(1_000_000)))
+	fmt.Println(dedup.CheckOptions(dedup.WithCapacity(0)))
+	// Output:
+	// <nil>
+	// dedup: WithCapacity(0): must be in [1, 4294967296]
 }

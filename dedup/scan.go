@@ -18,7 +18,7 @@ const scanPage = 256
 // the page that would hold them are seen; the scan as a whole is not one
 // snapshot. It is how the pipeline reloads the events it holds for
 // sequence ordering (their keys start with a zero byte, which no
-// onceflow.StateKey does).
+// onceflow.StateKey does). A nil fn is an error.
 func (s *Store) ScanState(prefix []byte, fn func(key, value []byte) error) error {
 	if fn == nil {
 		return errors.New("dedup: ScanState with a nil function")

@@ -119,8 +119,10 @@ func NewMemory(opts ...Option) (*Store, error) {
 }
 
 // CheckOptions returns the error Open and NewMemory would return for
-// opts, or nil, without opening or creating anything: a command line can
-// refuse a bad flag before it touches the disk.
+// invalid option values in opts, or nil, without opening or creating
+// anything: a command line can refuse a bad flag before it touches the
+// disk. It checks values only: not the path, nor that ReadOnly suits the
+// constructor.
 func CheckOptions(opts ...Option) error {
 	_, err := buildOptions(opts)
 	return err

@@ -161,10 +161,19 @@ func isNil(v any) bool {
 		return true
 	}
 	switch r := reflect.ValueOf(v); r.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func:
 		return r.IsNil()
 	}
 	return false
+}
+
+// nilName names a nil v for an error: "nil", or "(*T)(nil)" for a typed
+// nil.
+func nilName(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("(%T)(nil)", v)
 }
 
 // WithStore makes the pipeline deduplicate and commit through s: the first
@@ -176,7 +185,7 @@ func isNil(v any) bool {
 func WithStore(s Store) Option {
 	return optionFunc(func(c *config) error {
 		if isNil(s) {
-			return fmt.Errorf("pipeline: WithStore(nil)")
+			return fmt.Errorf("pipeline: WithStore(%s)", nilName(s))
 		}
 		c.store = s
 		return nil
@@ -188,7 +197,7 @@ func WithStore(s Store) Option {
 func WithSink(s Sink) Option {
 	return optionFunc(func(c *config) error {
 		if isNil(s) {
-			return fmt.Errorf("pipeline: WithSink(nil)")
+			return fmt.Errorf("pipeline: WithSink(%s)", nilName(s))
 		}
 		c.sink = s
 		return nil

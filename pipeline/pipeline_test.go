@@ -358,6 +358,10 @@ func TestInvalidInput(t *testing.T) {
 			t.Fatalf("New with a bad option succeeded")
 		}
 	}
+	const typed = "pipeline: WithStore((*dedup.Store)(nil))"
+	if _, err := pipeline.New(nop, pipeline.WithStore((*dedup.Store)(nil))); err == nil || err.Error() != typed {
+		t.Fatalf("a typed nil store: %v, want %s", err, typed)
+	}
 	if _, err := pipeline.New(nop, pipeline.WithShards(8), pipeline.WithQueueLimits(4, 100)); err == nil {
 		t.Fatal("fewer queue slots than shards accepted")
 	}

@@ -104,8 +104,11 @@ func WithProfile(p Profile) Option {
 		if !(p.Crashes >= 0 && p.Crashes <= 100) {
 			return fmt.Errorf("proptest: WithProfile: Crashes is %v, crashes per 100 deliveries must be in [0, 100]", p.Crashes)
 		}
-		if p.MaxBurst < 0 || p.Window < 0 {
-			return fmt.Errorf("proptest: WithProfile: MaxBurst %d and Window %d must not be negative", p.MaxBurst, p.Window)
+		if p.MaxBurst < 0 {
+			return fmt.Errorf("proptest: WithProfile: MaxBurst %d must not be negative", p.MaxBurst)
+		}
+		if p.Window < 0 {
+			return fmt.Errorf("proptest: WithProfile: Window %d must not be negative", p.Window)
 		}
 		c.profile = p
 		return nil

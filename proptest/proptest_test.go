@@ -290,13 +290,15 @@ func TestCheckHandlerFailsTheTest(t *testing.T) {
 // reported as such, not as a broken promise.
 func TestBadOptionsAndSetupErrors(t *testing.T) {
 	for field, mod := range map[string]func(*proptest.Profile){
-		"Duplicates":   func(p *proptest.Profile) { p.Duplicates = 1 },
-		"KeySkew":      func(p *proptest.Profile) { p.KeySkew = -0.1 },
-		"LocalReorder": func(p *proptest.Profile) { p.LocalReorder = 1.5 },
-		"Transient":    func(p *proptest.Profile) { p.Transient = math.NaN() },
-		"Permanent":    func(p *proptest.Profile) { p.Transient, p.Permanent = 0.6, 0.6 },
-		"Crashes":      func(p *proptest.Profile) { p.Crashes = -1 },
-		"Window":       func(p *proptest.Profile) { p.Window = -1 },
+		"Duplicates":    func(p *proptest.Profile) { p.Duplicates = 1 },
+		"KeySkew":       func(p *proptest.Profile) { p.KeySkew = -0.1 },
+		"LocalReorder":  func(p *proptest.Profile) { p.LocalReorder = 1.5 },
+		"Transient":     func(p *proptest.Profile) { p.Transient = math.NaN() },
+		"Permanent":     func(p *proptest.Profile) { p.Transient, p.Permanent = 0.6, 0.6 },
+		"Crashes":       func(p *proptest.Profile) { p.Crashes = -1 },
+		"Window":        func(p *proptest.Profile) { p.Window = -1 },
+		"MaxBurst":      func(p *proptest.Profile) { p.MaxBurst = -2 },
+		"GlobalReorder": func(p *proptest.Profile) { p.GlobalReorder = 2 },
 	} {
 		p := proptest.DefaultProfile()
 		mod(&p)
