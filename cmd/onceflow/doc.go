@@ -62,9 +62,10 @@
 // file shorter than its committed length, or whose committed end is not
 // what onceflow wrote (cut, changed or replaced since), is reported as
 // corrupt state and left as it is. A state written by a version without
-// the checksum (an 8-byte committed length) is trusted once and gains the
-// checksum at the next commit; from then on an older onceflow refuses that
-// state as corrupt (a checkpoint of 12 bytes), so do not downgrade.
+// the checksum (an 8-byte committed length) is trusted on its first start
+// under this version, which adds the checksum at once. An older onceflow
+// refuses a state with the checksum (a checkpoint of 12 bytes) as corrupt,
+// whether this version created or upgraded it: do not downgrade.
 //
 // # Caveats
 //

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	onceflow "github.com/onceflow/onceflow"
@@ -69,29 +70,31 @@ func openSink(store *dedup.Store, path string, stdout io.Writer) (*sink, error) 
 		return nil, fmt.Errorf("--out: %w", err)
 	}
 	s := &sink{name: checkpointPrefix + abs, f: f, w: bufio.NewWriterSize(f, 256<<10)}
-	if created {
-		// The new file's name must survive a crash as its lines will: a
-		// committed checkpoint with no file is corrupt state.
-		err = syncDir(filepath.Dir(abs))
-	}
-	if err == nil {
-		err = s.recover(store)
-	}
-	if err != nil {
+	if err := s.recover(store); err != nil {
 		f.Close()
+		if created {
+			os.Remove(path) // leave no file that was not there
+		}
 		return nil, err
 	}
 	return s, nil
 }
 
-// syncDir fsyncs a directory, so that a file just created in it stays.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncDir fsyncs the directory holding the file named path (through any
+// symbolic links), so that the file's name survives a crash. A file
+// system that cannot sync a directory (EINVAL, as on some network file
+// systems, or unsupported) is left to its own guarantees.
+func syncDir(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("--out: syncing its directory: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(real))
 	if err != nil {
 		return fmt.Errorf("--out: syncing its directory: %w", err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
 		return fmt.Errorf("--out: syncing its directory: %w", err)
 	}
 	return nil
@@ -116,14 +119,17 @@ func (s *sink) recover(store *dedup.Store) error {
 		if err := s.readTail(); err != nil {
 			return err
 		}
-		// What the file holds already becomes committed: make it durable
-		// first, or a crash could leave the file shorter than committed.
+		// What the file holds already becomes committed: make it and its
+		// name durable first, or a crash could leave the file shorter than
+		// committed, or gone.
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("syncing --out: %w", err)
 		}
-		err := store.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: s.name, Value: s.checkpoint()}}})
-		if err != nil {
-			return fmt.Errorf("committing the output checkpoint: %w", err)
+		if err := syncDir(s.f.Name()); err != nil {
+			return err
+		}
+		if err := s.commitCheckpoint(store); err != nil {
+			return err
 		}
 	} else {
 		if len(v) != 8 && len(v) != 12 {
@@ -138,9 +144,14 @@ func (s *sink) recover(store *dedup.Store) error {
 			return err
 		}
 		// A checkpoint of 8 bytes, from a version without the checksum,
-		// is trusted as it is; the next commit replaces it with 12 bytes.
+		// is trusted as it is, and replaced at once by one with it.
+		if len(v) == 8 {
+			if err := s.commitCheckpoint(store); err != nil {
+				return err
+			}
+		}
 		if len(v) == 12 && crc32.Checksum(s.tail, crc32c) != binary.BigEndian.Uint32(v[8:]) {
-			harm := "appending to it would mix this run's lines into another file"
+			harm := "appending to it would continue content that onceflow did not write"
 			if st.Size() > s.off {
 				harm = "cutting it back would destroy what is in it"
 			}
@@ -156,6 +167,15 @@ func (s *sink) recover(store *dedup.Store) error {
 	}
 	if _, err := s.f.Seek(s.off, io.SeekStart); err != nil {
 		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
+}
+
+// commitCheckpoint commits the checkpoint of what the file holds now.
+func (s *sink) commitCheckpoint(store *dedup.Store) error {
+	err := store.Commit(&onceflow.CommitBatch{Checkpoints: []onceflow.Checkpoint{{Name: s.name, Value: s.checkpoint()}}})
+	if err != nil {
+		return fmt.Errorf("committing the output checkpoint: %w", err)
 	}
 	return nil
 }
