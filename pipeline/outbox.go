@@ -26,17 +26,21 @@ type OutboxStore interface {
 // store once deliver returns nil. Delivery is at least once — a crash
 // between deliver and the delete delivers the message again after a
 // restart — so the receiver drops repeats by Message.Key, the stable
-// idempotency key. A failed delivery — deliver returned an error or
-// panicked — is retried after retryAfter (default 1 s when zero), and
-// counted in Stats.OutboxErrors and logged; a panic does not end the
-// process, so a message that makes deliver panic cannot crash every run
-// that starts on the store. Messages are delivered in order and one at a
-// time, so a message that deliver keeps refusing holds back every message
-// committed after it, retried every retryAfter, until deliver accepts it:
-// deliver should accept (and park elsewhere) a message it can never
-// deliver. Messages left when the pipeline stops are delivered by
-// the next run. Shutdown waits for the pending messages to be delivered,
-// bounded by its context. Requires WithStore with an OutboxStore.
+// idempotency key.
+//
+// A failed delivery — deliver returned an error or panicked — is counted
+// in Stats.OutboxErrors, logged (a panic's stack once per run of
+// failures) and retried retryAfter later (default 1 s when zero) or at the
+// next commit that emits messages. A panic does not end the process, so a
+// message that makes deliver panic cannot crash every run that starts on
+// the store. Messages are delivered in order, one at a time, so a message
+// that deliver keeps refusing holds back every message committed after
+// it: deliver should accept (and park elsewhere) a message it can never
+// deliver.
+//
+// Messages left when the pipeline stops are delivered by the next run.
+// Shutdown waits for the pending messages to be delivered, bounded by its
+// context. Requires WithStore with an OutboxStore.
 func WithOutbox(deliver func(ctx context.Context, m onceflow.Message) error, retryAfter time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if deliver == nil {
@@ -58,19 +62,26 @@ func WithOutbox(deliver func(ctx context.Context, m onceflow.Message) error, ret
 // delivers what is left and returns — or ctx ends.
 func (p *Pipeline) outboxLoop(ctx context.Context, done <-chan struct{}) {
 	st := p.cfg.store.(OutboxStore)
-	finishing := false
+	finishing, stackLogged := false, false
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		err := p.deliverOutbox(ctx, st)
+		if err == nil {
+			stackLogged = false
+		}
 		if err == nil && finishing {
 			return // the committer is done and everything pending is delivered
 		}
 		var again <-chan time.Time
 		if err != nil {
 			p.outboxErrors.Add(1)
-			if pe, ok := errors.AsType[*retry.PanicError](err); ok {
+			// The stack of a panic is logged once per run of failures: a
+			// message that keeps failing is retried after every commit
+			// too, and its stack would fill the log.
+			if pe, ok := errors.AsType[*retry.PanicError](err); ok && !stackLogged {
+				stackLogged = true
 				p.cfg.logger.Warn("outbox delivery failed; will retry", "err", err, "stack", string(pe.Stack))
 			} else {
 				p.cfg.logger.Warn("outbox delivery failed; will retry", "err", err)
@@ -100,7 +111,7 @@ func (p *Pipeline) outboxLoop(ctx context.Context, done <-chan struct{}) {
 // that it can neither flood nor forge a log line.
 func (p *Pipeline) deliverOne(ctx context.Context, m onceflow.Message) error {
 	err := retry.Call(func() error { return p.cfg.outbox(ctx, m) })
-	if pe, ok := errors.AsType[*retry.PanicError](err); ok {
+	if pe, ok := err.(*retry.PanicError); ok { // as Call returns it, not an error deliver returned
 		return fmt.Errorf("the outbox deliver function panicked: %w", pe)
 	}
 	return err

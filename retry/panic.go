@@ -10,8 +10,10 @@ import (
 // maxPanicValue bounds the panic value quoted by PanicError.Error.
 const maxPanicValue = 200
 
-// PanicError is a panic recovered from a handler by Call. DefaultClassify
-// maps it to ClassPanic, so the event is dead-lettered with ReasonPanic.
+// PanicError is a panic recovered by Call from a handler (or from any
+// function Call runs: the pipeline also runs an outbox deliver function
+// through it). DefaultClassify maps it to ClassPanic, so a handler's event
+// is dead-lettered with ReasonPanic.
 type PanicError struct {
 	// Value is what the handler passed to panic.
 	Value any
