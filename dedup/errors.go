@@ -20,9 +20,10 @@ var (
 	// lock timeout. The error also names the path.
 	ErrLocked = errors.New("dedup: state is locked by another process")
 	// ErrInvalidRecord is returned by Commit for a batch that cannot be
-	// stored (a record without status or with a status that is not one of
-	// onceflow's, an empty Source or ID, an empty or oversized key);
-	// nothing of the batch is committed.
+	// stored — for example a record without status or with a status that
+	// is not one of onceflow's, an empty Source or ID, an empty or
+	// oversized key, a dead letter whose record is not dead-lettered, an
+	// oversized checkpoint name; nothing of the batch is committed.
 	ErrInvalidRecord = errors.New("dedup: invalid commit record")
 	// ErrInvalidBatch is returned by LookupBatch when its result slices
 	// are shorter than its identities.

@@ -302,8 +302,13 @@ func TestBadOptionsAndSetupErrors(t *testing.T) {
 	} {
 		p := proptest.DefaultProfile()
 		mod(&p)
-		if _, err := proptest.Check(counting, proptest.WithProfile(p)); err == nil || !strings.Contains(err.Error(), field) {
+		_, err := proptest.Check(counting, proptest.WithProfile(p))
+		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("profile with a bad %s: %v, want an error naming it", field, err)
+		}
+		// Fields with good values are not blamed.
+		if other := map[string]string{"Window": "MaxBurst", "MaxBurst": "Window"}[field]; other != "" && err != nil && strings.Contains(err.Error(), other) {
+			t.Errorf("profile with a bad %s: %v, which names %s too", field, err, other)
 		}
 	}
 	_, err := proptest.Check(counting, proptest.WithRuns(3), proptest.WithMaxEvents(5), proptest.WithMaxShrinks(0),

@@ -66,8 +66,9 @@ func TestUsageErrors(t *testing.T) {
 		// Values the store or the pipeline would refuse are usage errors,
 		// found before the state directory is created (checked below).
 		{"window too short for its slices", []string{"run", "--state", fresh, "--in", "-", "--window", "7ms"}, "--window 7ms: must be at least 8ms"},
-		{"unparsable window not said too long", []string{"run", "--state", fresh, "--in", "-", "--window", "1x"}, "168h, 90m or 1h30m: time"},
-		{"window too long to parse", []string{"run", "--state", fresh, "--in", "-", "--window", "9999999h"}, "at most 2562047h"},
+		{"unknown unit not said too long", []string{"run", "--state", fresh, "--in", "-", "--window", "1x"}, "168h, 90m or 1h30m: time"},
+		{"not a number not said too long", []string{"run", "--state", fresh, "--in", "-", "--window", "abc"}, "168h, 90m or 1h30m: time"},
+		{"window too long to parse", []string{"run", "--state", fresh, "--in", "-", "--window", "9999999h"}, "too long: at most 2562047h"},
 		{"capacity zero", []string{"run", "--state", fresh, "--in", "-", "--capacity", "0"}, "--capacity 0"},
 		{"cache items negative", []string{"run", "--state", fresh, "--in", "-", "--cache-items", "-1"}, "--cache-items -1"},
 		{"batch too large", []string{"run", "--state", fresh, "--in", "-", "--batch", "100000"}, "--batch"},

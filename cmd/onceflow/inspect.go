@@ -74,7 +74,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "onceflow inspect: %v\n", err)
 		return exitFailure
 	}
-	store, err := openState(state, dedup.ReadOnly())
+	store, err := openState(state, dedup.ReadOnly(), dedup.WithSlices(windowSlices))
 	if err != nil {
 		fmt.Fprintf(stderr, "onceflow inspect: %v\n", err)
 		return exitFailure
@@ -150,7 +150,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "onceflow stats: %v\n", err)
 		return exitFailure
 	}
-	store, err := openState(state, dedup.ReadOnly())
+	store, err := openState(state, dedup.ReadOnly(), dedup.WithSlices(windowSlices))
 	if err != nil {
 		fmt.Fprintf(stderr, "onceflow stats: %v\n", err)
 		return exitFailure

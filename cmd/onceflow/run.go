@@ -11,9 +11,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
 	"runtime/trace"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,11 +179,12 @@ func (d *durationFlag) String() string { return time.Duration(*d).String() }
 func (d *durationFlag) Set(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		limit := ""
-		if strings.Contains(err.Error(), "invalid duration") { // malformed or too long
-			limit = fmt.Sprintf(", of at most %v", time.Duration(math.MaxInt64).Truncate(time.Hour))
+		// Well formed but refused: too long.
+		wellFormed := regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+		if wellFormed.MatchString(s) {
+			return fmt.Errorf("too long: at most %v", time.Duration(math.MaxInt64).Truncate(time.Hour))
 		}
-		return fmt.Errorf("not a duration such as 168h, 90m or 1h30m%s: %w", limit, err)
+		return fmt.Errorf("not a duration such as 168h, 90m or 1h30m: %w", err)
 	}
 	*d = durationFlag(v)
 	return nil
